@@ -1,0 +1,442 @@
+//! `launcher.toml` (site configuration) and `<env>.d/env.toml` (per-env
+//! facts written by the installer): schema, parsing and validation (L19).
+//!
+//! Unknown keys are errors with line and column, so a typo never silently
+//! changes behaviour. Relative paths are taken relative to the config file's
+//! directory, so a whole installation can be moved or built in a temp dir.
+//! The schema is documented key by key in `launcher.toml.example`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::LaunchError;
+
+/// The name a direct call is recognised by (L3), unless configured.
+pub const DEFAULT_LAUNCHER_NAME: &str = "launcher";
+/// File name of the site configuration, beside the launcher binary (L19).
+pub const CONFIG_FILE_NAME: &str = "launcher.toml";
+/// File name of the per-env facts inside `<env>.d/` (I7, L13).
+pub const ENV_FILE_NAME: &str = "env.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Environment for direct calls of the top-level `<scripts>/launcher` (L3).
+    #[serde(default)]
+    pub default_env: Option<String>,
+    /// The launcher's own name: a command of this name means direct mode (L3).
+    #[serde(default = "default_launcher_name")]
+    pub launcher_name: String,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub container: ContainerConfig,
+    /// Per-command settings (L15), keyed by command name.
+    #[serde(default)]
+    pub commands: BTreeMap<String, CommandConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Runtime binary; else `apptainer` or `singularity` from `PATH` (L9).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub flavour: FlavourSetting,
+    /// Arguments before `exec` (L14).
+    #[serde(default = "default_runtime_flags")]
+    pub flags: Vec<String>,
+    /// The bare base container image (L14).
+    #[serde(default)]
+    pub image: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            path: None,
+            flavour: FlavourSetting::Auto,
+            flags: default_runtime_flags(),
+            image: None,
+        }
+    }
+}
+
+/// Which environment prefix the runtime reads (L10).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FlavourSetting {
+    #[default]
+    Auto,
+    Apptainer,
+    Singularity,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerConfig {
+    /// Exists inside every container, never on a host (L5).
+    #[serde(default = "default_marker")]
+    pub marker: PathBuf,
+    /// Host directories bound into the container when they exist (L12).
+    #[serde(default)]
+    pub binds: Vec<PathBuf>,
+    /// Where `<env>.sqsh` images live (L11).
+    #[serde(default)]
+    pub envs_dir: Option<PathBuf>,
+    /// `<container_prefix>`: envs live at `<prefix>/<env>` inside (L6).
+    #[serde(default = "default_prefix")]
+    pub prefix: PathBuf,
+    /// Variables passed into the container (L13).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        ContainerConfig {
+            marker: default_marker(),
+            binds: Vec::new(),
+            envs_dir: None,
+            prefix: default_prefix(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[commands.NAME]` (L15).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// Exported before the runtime starts (outside only).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `"all"`: every `<envs>/*.sqsh`, the env's own image last.
+    #[serde(default)]
+    pub overlays: Option<OverlaySet>,
+    /// Never run in the container (L8).
+    #[serde(default)]
+    pub host: bool,
+    /// Exec this script instead (outside only), with `LAUNCHER_*` set.
+    #[serde(default)]
+    pub script: Option<PathBuf>,
+    /// A behaviour built into the launcher (L16).
+    #[serde(default)]
+    pub builtin: Option<Builtin>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OverlaySet {
+    /// Only the env's own image (the default).
+    Own,
+    /// Every image in `envs_dir`.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Builtin {
+    #[serde(rename = "pbs_tmrsh")]
+    PbsTmrsh,
+}
+
+/// `<env>.d/env.toml`, written by the installer (I7).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFacts {
+    /// Activation variables passed into the container (L13).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Activation scripts whose effect could not be captured statically
+    /// (informational: `installer check` reports them).
+    #[serde(default)]
+    pub not_captured: Vec<String>,
+}
+
+fn default_launcher_name() -> String {
+    DEFAULT_LAUNCHER_NAME.to_string()
+}
+fn default_runtime_flags() -> Vec<String> {
+    vec!["-s".to_string()]
+}
+fn default_marker() -> PathBuf {
+    PathBuf::from("/.singularity.d")
+}
+fn default_prefix() -> PathBuf {
+    PathBuf::from("/opt/conda")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_env: None,
+            launcher_name: default_launcher_name(),
+            runtime: RuntimeConfig::default(),
+            container: ContainerConfig::default(),
+            commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parse TOML `text` read from `path` into `T`, turning errors into one line
+/// with line and column.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> Result<T, LaunchError> {
+    let text = std::str::from_utf8(text).map_err(|e| {
+        let (line, column) = line_column(
+            &String::from_utf8_lossy(&text[..e.valid_up_to()]),
+            e.valid_up_to(),
+        );
+        LaunchError::ConfigSyntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: "not valid UTF-8".into(),
+        }
+    })?;
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map_or((1, 1), |span| line_column(text, span.start));
+        LaunchError::ConfigSyntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+fn invalid(path: &Path, message: String) -> LaunchError {
+    LaunchError::ConfigInvalid {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn check_var_name(path: &Path, table: &str, name: &str) -> Result<(), LaunchError> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            path,
+            format!("{table}: '{name}' is not a valid environment variable name"),
+        ))
+    }
+}
+
+/// A single path component: no `/`, not empty, not `.` or `..`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+impl Config {
+    /// Parse and validate `launcher.toml` read from `path`; relative paths
+    /// are resolved against `path`'s directory.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Config, LaunchError> {
+        let mut config: Config = parse_toml(text, path)?;
+        config.validate(path)?;
+        let base = path.parent().unwrap_or(Path::new("/"));
+        config.resolve_relative_paths(base);
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), LaunchError> {
+        if !is_plain_name(&self.launcher_name) {
+            return Err(invalid(
+                path,
+                format!("launcher_name '{}' must be a plain file name", self.launcher_name),
+            ));
+        }
+        if let Some(env) = &self.default_env {
+            if !is_plain_name(env) {
+                return Err(invalid(path, format!("default_env '{env}' must be a plain name")));
+            }
+        }
+        for (i, bind) in self.container.binds.iter().enumerate() {
+            if bind.as_os_str().as_encoded_bytes().contains(&b',') {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "container.binds[{i}] '{}' contains ',', which the runtime's --bind list cannot carry",
+                        bind.display()
+                    ),
+                ));
+            }
+        }
+        if !self.container.prefix.is_absolute() {
+            return Err(invalid(
+                path,
+                format!(
+                    "container.prefix '{}' must be an absolute path (it is a path inside the container)",
+                    self.container.prefix.display()
+                ),
+            ));
+        }
+        for name in self.container.env.keys() {
+            check_var_name(path, "container.env", name)?;
+        }
+        for (name, command) in &self.commands {
+            if !is_plain_name(name) {
+                return Err(invalid(path, format!("commands.'{name}': not a plain command name")));
+            }
+            for var in command.env.keys() {
+                check_var_name(path, &format!("commands.{name}.env"), var)?;
+            }
+            let kinds = [command.host, command.script.is_some(), command.builtin.is_some()]
+                .iter()
+                .filter(|&&set| set)
+                .count();
+            if kinds > 1 {
+                return Err(invalid(
+                    path,
+                    format!("commands.{name}: set only one of host, script, builtin"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.runtime.path.as_mut().map(resolve);
+        self.runtime.image.as_mut().map(resolve);
+        self.container.envs_dir.as_mut().map(resolve);
+        resolve(&mut self.container.marker);
+        self.container.binds.iter_mut().for_each(resolve);
+        for command in self.commands.values_mut() {
+            command.script.as_mut().map(resolve);
+        }
+    }
+
+    /// Names of commands that get a link in every `<env>.d/bin` although the
+    /// image may not have them: host commands, builtins, scripts (I2).
+    pub fn extra_commands(&self) -> impl Iterator<Item = &str> {
+        self.commands
+            .iter()
+            .filter(|(_, c)| c.host || c.builtin.is_some() || c.script.is_some())
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+impl EnvFacts {
+    pub fn parse(text: &[u8], path: &Path) -> Result<EnvFacts, LaunchError> {
+        let facts: EnvFacts = parse_toml(text, path)?;
+        for name in facts.env.keys() {
+            check_var_name(path, "env", name)?;
+        }
+        Ok(facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, LaunchError> {
+        Config::parse(text.as_bytes(), Path::new("/site/scripts/launcher.toml"))
+    }
+
+    #[test]
+    fn l19_empty_config_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.launcher_name, "launcher");
+        assert_eq!(c.runtime.flags, vec!["-s"]);
+        assert_eq!(c.container.marker, PathBuf::from("/.singularity.d"));
+        assert_eq!(c.container.prefix, PathBuf::from("/opt/conda"));
+    }
+
+    #[test]
+    fn l19_unknown_key_is_an_error_with_line_and_column() {
+        let err = parse("[runtime]\nflavor = \"auto\"\n").unwrap_err();
+        match &err {
+            LaunchError::ConfigSyntax { line, column, message, .. } => {
+                assert_eq!((*line, *column), (2, 1));
+                assert!(message.contains("unknown field `flavor`"), "{message}");
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn l19_syntax_error_names_line() {
+        let err = parse("default_env = \"a\"\n[container\n").unwrap_err();
+        assert!(err.to_string().starts_with("/site/scripts/launcher.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn l19_relative_paths_resolve_against_config_dir() {
+        let c = parse("[runtime]\nimage = \"base.sif\"\n[container]\nenvs_dir = \"../envs\"\n").unwrap();
+        assert_eq!(c.runtime.image.unwrap(), PathBuf::from("/site/scripts/base.sif"));
+        assert_eq!(c.container.envs_dir.unwrap(), PathBuf::from("/site/scripts/../envs"));
+    }
+
+    #[test]
+    fn l12_bind_with_comma_is_a_config_error() {
+        let err = parse("[container]\nbinds = [\"/a\", \"/b,c\"]\n").unwrap_err();
+        assert!(err.to_string().contains("container.binds[1]"), "{err}");
+    }
+
+    #[test]
+    fn l15_command_table_parses_every_kind() {
+        let c = parse(
+            "[commands.jupyter]\noverlays = \"all\"\n[commands.mpicc]\nenv = { A = \"1\" }\n\
+             [commands.ssh]\nhost = true\n[commands.pbs_tmrsh]\nbuiltin = \"pbs_tmrsh\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.commands["jupyter"].overlays, Some(OverlaySet::All));
+        assert_eq!(c.commands["mpicc"].env["A"], "1");
+        assert!(c.commands["ssh"].host);
+        assert_eq!(c.commands["pbs_tmrsh"].builtin, Some(Builtin::PbsTmrsh));
+        let mut extra: Vec<_> = c.extra_commands().collect();
+        extra.sort();
+        assert_eq!(extra, vec!["pbs_tmrsh", "ssh"]);
+    }
+
+    #[test]
+    fn l15_conflicting_command_kinds_rejected() {
+        let err = parse("[commands.x]\nhost = true\nbuiltin = \"pbs_tmrsh\"\n").unwrap_err();
+        assert!(err.to_string().contains("commands.x"), "{err}");
+    }
+
+    #[test]
+    fn l13_bad_variable_name_rejected() {
+        assert!(parse("[container.env]\n\"A-B\" = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn l19_example_config_parses_and_sets_every_section() {
+        let text = include_str!("../../launcher.toml.example");
+        let c = Config::parse(text.as_bytes(), Path::new("/site/launcher.toml")).unwrap();
+        assert_eq!(c.default_env.as_deref(), Some("analysis3"));
+        assert!(c.runtime.path.is_some() && c.runtime.image.is_some());
+        assert!(c.container.envs_dir.is_some() && !c.container.binds.is_empty());
+        assert_eq!(c.container.env["PYTHONNOUSERSITE"], "x");
+        assert_eq!(c.commands["qsub"].script.as_deref(), Some(Path::new("/site/overrides/qsub.sh")));
+    }
+
+    #[test]
+    fn i7_env_facts_parse() {
+        let f = EnvFacts::parse(b"[env]\nCONDA_PREFIX = \"/opt/conda/e\"\n", Path::new("/e.toml")).unwrap();
+        assert_eq!(f.env["CONDA_PREFIX"], "/opt/conda/e");
+        assert!(EnvFacts::parse(b"[vars]\n", Path::new("/e.toml")).is_err());
+    }
+}

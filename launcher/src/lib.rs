@@ -1,0 +1,10 @@
+//! `launcher`: a multicall binary that runs the commands of a
+//! squashfs-packed conda environment through Singularity/Apptainer.
+//!
+//! Flow of one call (see docs/architecture.md):
+//! `invocation` (who am I?) → `config` → `plan` (pure: what to exec) →
+//! `exec` (the one place that replaces the process).
+
+pub mod config;
+pub mod error;
+pub mod probe;

@@ -1,0 +1,102 @@
+//! The few file-system questions the planner asks, behind a trait.
+//!
+//! The planner (`plan`) never touches the file system itself: it asks a
+//! `Probe`. The real one (`OsProbe`) makes exactly one system call per
+//! question, which is what keeps a hop inside the L23 budget; tests can wrap
+//! it to count or deny calls.
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What `stat(2)` says about a path (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub mode: u32,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileStat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+    /// Any execute bit set on a regular file.
+    pub fn is_executable_file(&self) -> bool {
+        self.is_file() && self.mode & 0o111 != 0
+    }
+    /// Writable by others (o+w).
+    pub fn world_writable(&self) -> bool {
+        self.mode & 0o002 != 0
+    }
+    pub fn sticky(&self) -> bool {
+        self.mode & libc::S_ISVTX != 0
+    }
+    /// Same inode as `other`: how launcher links are recognised.
+    pub fn same_file(&self, other: &FileStat) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+pub trait Probe {
+    /// `readlink(2)`; an error (EINVAL) when the path is not a symlink.
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
+    /// `stat(2)`, following symlinks.
+    fn stat(&self, path: &Path) -> io::Result<FileStat>;
+    /// The whole file and the `fstat` of the open file (no race between them).
+    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)>;
+    /// `access(R_OK)`.
+    fn readable(&self, path: &Path) -> bool;
+    /// Names in a directory (unsorted); only `overlays = "all"` needs it.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsProbe;
+
+fn to_stat(m: &std::fs::Metadata) -> FileStat {
+    FileStat {
+        mode: m.mode(),
+        dev: m.dev(),
+        ino: m.ino(),
+    }
+}
+
+impl Probe for OsProbe {
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::read_link(path)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<FileStat> {
+        std::fs::metadata(path).map(|m| to_stat(&m))
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        file.read_to_end(&mut bytes)?;
+        Ok((bytes, to_stat(&meta)))
+    }
+
+    fn readable(&self, path: &Path) -> bool {
+        match CString::new(path.as_os_str().as_bytes()) {
+            // SAFETY: a valid NUL-terminated string; access(2) has no other preconditions.
+            Ok(c) => unsafe { libc::access(c.as_ptr(), libc::R_OK) == 0 },
+            Err(_) => false,
+        }
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(path)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
+}
