@@ -689,3 +689,7 @@ fn is_env_scripts_bin(entry: &Path, launch: &Launch, probe: &dyn Probe) -> bool 
     env_dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".d"))
         && resolve_env_alias(env_dir, probe).as_deref() == Some(launch.env.as_str())
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
