@@ -211,9 +211,9 @@ impl Planner<'_> {
                 link: Some(link),
                 call: parse_direct(&args)?,
             },
-            None if resolved.invoked.file_name() == Some(launcher_name)
-                || resolved.launcher.file_name() == Some(launcher_name) =>
-            {
+            // Only the launcher's own name means a top-level direct call: a
+            // stray link `python3 -> launcher` outside an env dir is an error.
+            None if resolved.invoked.file_name() == Some(launcher_name) => {
                 Mode::Direct {
                     link: None,
                     call: parse_direct(&args)?,
