@@ -49,8 +49,29 @@ pub trait Probe {
     /// `stat(2)`, following symlinks.
     fn stat(&self, path: &Path) -> io::Result<FileStat>;
     /// The whole file and the `fstat` of the open file (no race between them).
-    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)>;
-    /// `access(R_OK)`.
+    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        // Sized from the fstat above and read by hand: `read_to_end` would
+        // fstat and lseek again (L23 counts every call).
+        let mut bytes = vec![0u8; meta.len() as usize + 1];
+        let mut filled = 0;
+        loop {
+            if filled == bytes.len() {
+                bytes.resize(bytes.len() * 2, 0);
+            }
+            match file.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
+        Ok((bytes, to_stat(&meta)))
+    }
+
     fn readable(&self, path: &Path) -> bool;
     /// Names in a directory (unsorted); only `overlays = "all"` needs it.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
