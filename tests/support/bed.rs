@@ -35,8 +35,12 @@ pub enum Flavour {
     SingularityCe,
 }
 
+/// Set to keep each bed's directory after the test (its path is printed).
+pub const KEEP_VAR: &str = "LAUNCHER_BED_KEEP";
+
 pub struct Bed {
-    _dir: tempfile::TempDir,
+    /// `None` when kept for inspection (`LAUNCHER_BED_KEEP=1`).
+    _dir: Option<tempfile::TempDir>,
     pub root: PathBuf,
     pub scripts: PathBuf,
     pub envs: PathBuf,
@@ -68,6 +72,13 @@ impl Bed {
         let launcher = binaries::launcher()?;
         let dir = tempfile::Builder::new().prefix("launcher-bed-").tempdir().map_err(|e| e.to_string())?;
         let root = dir.path().to_owned();
+        let dir = if std::env::var_os(KEEP_VAR).is_some_and(|v| v == "1") {
+            eprintln!("{KEEP_VAR}: keeping the bed in {}", root.display());
+            let _ = dir.keep();
+            None
+        } else {
+            Some(dir)
+        };
         let bed = Bed {
             scripts: root.join("scripts"),
             envs: root.join("envs"),
@@ -129,19 +140,28 @@ impl Bed {
         Ok(())
     }
 
-    /// Fake host commands. `pbs_tmrsh` behaves like a remote node: it drops
-    /// the whole environment and the working directory's meaning, and runs
-    /// the command. `ssh` reports whether it runs in a container.
+    /// Fake host commands. `pbs_tmrsh` behaves like PBS starting a command
+    /// on a remote node: it runs on that node's host (never in the caller's
+    /// container: called from inside, it re-enters the test process's mount
+    /// namespace with `nsenter`) with an empty environment. `ssh` reports
+    /// whether it runs in a container.
     fn install_host_commands(&self) -> Result<(), String> {
-        let pbs_tmrsh = "#!/bin/sh\n\
-            # Fake PBS remote shell: skip options and host, run the rest with an empty environment.\n\
+        let pbs_tmrsh = format!(
+            "#!/bin/sh\n\
+            # Fake PBS remote shell: skip options, report, run the rest on the host with an empty environment.\n\
             while [ $# -gt 0 ]; do case \"$1\" in -n) shift;; -l) shift 2;; -l*) shift;; *) break;; esac; done\n\
-            echo \"pbs_tmrsh: host $1\" >&2; shift\n\
-            exec /usr/bin/env -i \"$@\"\n";
+            echo \"pbs_tmrsh: host $1 runs:\" \"$@\" >&2; shift\n\
+            if [ -d /.singularity.d ]; then\n\
+            \x20 exec /usr/bin/nsenter --target {host_pid} --mount --root \\\n\
+            \x20   /bin/sh -c 'cd \"$0\" && exec /usr/bin/env -i \"$@\"' \"$PWD\" \"$@\"\n\
+            fi\n\
+            exec /usr/bin/env -i \"$@\"\n",
+            host_pid = std::process::id()
+        );
         let ssh = "#!/bin/sh\n\
             if [ -d /.singularity.d ]; then where=inside; else where=outside; fi\n\
             echo \"host-ssh $where: $*\"\n";
-        self.write_executable(&self.hostbin.join("pbs_tmrsh"), pbs_tmrsh)?;
+        self.write_executable(&self.hostbin.join("pbs_tmrsh"), &pbs_tmrsh)?;
         self.write_executable(&self.hostbin.join("ssh"), ssh)
     }
 

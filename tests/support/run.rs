@@ -12,11 +12,21 @@ use std::time::Duration;
 /// A process that hangs this long is killed and the test fails.
 pub const HANG_LIMIT: Duration = Duration::from_secs(120);
 
-#[derive(Debug)]
 pub struct Outcome {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: String,
+}
+
+/// Shows the output as text (lossily), which is what a failing test needs.
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("status", &self.status)
+            .field("stdout", &self.stdout_text())
+            .field("stderr", &self.stderr)
+            .finish()
+    }
 }
 
 impl Outcome {
@@ -85,4 +95,40 @@ pub fn run_with_input(mut command: impl BorrowMut<Command>, stdin: &[u8]) -> Out
 #[track_caller]
 pub fn run(command: impl BorrowMut<Command>) -> Outcome {
     run_with_input(command, b"")
+}
+
+/// Start `command`, read the first line of its output, then close the pipe
+/// as `… | head -1` does, and wait: returns the line and how it ended.
+#[track_caller]
+pub fn first_line_then_close(mut command: impl BorrowMut<Command>) -> (String, ExitStatus) {
+    use std::io::BufRead;
+    let command = command.borrow_mut();
+    let described = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {described}: {e}"));
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    drop(reader);
+    let pid = child.id();
+    let (done, finished) = mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        let timed_out = finished.recv_timeout(HANG_LIMIT).is_err();
+        if timed_out {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        timed_out
+    });
+    let status = child.wait().expect("wait for child");
+    let _ = done.send(());
+    let killed = guard.join().unwrap_or(false);
+    assert!(!killed, "{described} kept running after its reader went away; killed after {HANG_LIMIT:?}");
+    (line, status)
 }
