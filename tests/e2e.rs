@@ -80,6 +80,14 @@ fn e2_shebang_scripts_run_inside() {
         [python.display().to_string(), real_bin(MAIN_ENV, "python3"), "inside".into(), "['a b', 'c']".into()]
     );
 
+    // A script named relative to the working directory, by a link named
+    // relative to it too: both resolve inside because the cwd is kept.
+    fs::write(bed.work.join("relative.py"), PY_REPORT).unwrap();
+    let relative_link = Path::new("..").join(python.strip_prefix(&bed.root).unwrap());
+    let outcome = run(bed.command(&relative_link).arg("relative.py"));
+    outcome.assert_success();
+    assert_eq!(outcome.stdout_lines()[1..], [real_bin(MAIN_ENV, "python3"), "inside".into(), "[]".into()]);
+
     let via_env = bed.work.join("via_env.py");
     bed.write_executable(&via_env, &format!("#!/usr/bin/env python3\n{PY_REPORT}")).unwrap();
     let path = format!("{}:{}", bed.env_bin(MAIN_ENV).display(), bed.host_path());
