@@ -193,14 +193,18 @@ fn e6_exit_status_signals_and_streams_pass_through() {
 #[test]
 fn e7_env_command_from_inside_goes_straight_to_the_real_binary() {
     let Some(bed) = Bed::for_test("e7_env_command_from_inside_goes_straight_to_the_real_binary") else { return };
-    let program = "import shutil, subprocess\n\
+    let program = "import os, shutil, subprocess\n\
         print(shutil.which('pip'))\n\
         r = subprocess.run(['pip', '--version'], capture_output=True, text=True)\n\
         print(r.returncode)\n\
         print(r.stdout.strip())\n\
-        print('launcher in the way' if 'launcher' in r.stderr else 'no launcher hop')\n";
-    // With the env's scripts bin on PATH, as a loaded module would set it.
-    let path = format!("{}:{}", bed.env_bin(MAIN_ENV).display(), bed.host_path());
+        print('launcher in the way' if 'launcher' in r.stderr else 'no launcher hop')\n\
+        print(os.environ['PATH'])\n";
+    // With the env's scripts bin on PATH, as a loaded module would set it,
+    // after a directory of the user's own.
+    let own = bed.work.join("mybin");
+    fs::create_dir(&own).unwrap();
+    let path = format!("{}:{}:{}", own.display(), bed.env_bin(MAIN_ENV).display(), bed.host_path());
     let outcome = run(bed
         .command(bed.link(MAIN_ENV, "python3"))
         .args(["-c", program])
@@ -212,6 +216,16 @@ fn e7_env_command_from_inside_goes_straight_to_the_real_binary() {
     assert_eq!(lines[1], "0", "{outcome:#?}");
     assert!(lines[2].contains(&format!("{CONTAINER_PREFIX}/{MAIN_ENV}/lib/python3")), "{lines:?}");
     assert_eq!(lines[3], "no launcher hop", "{outcome:#?}");
+    // No way back into the launcher from inside: the scripts bin became the
+    // real bin, in place.
+    assert_eq!(
+        lines[4],
+        format!(
+            "{}:{CONTAINER_PREFIX}/{MAIN_ENV}/bin:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            own.display(),
+            bed.hostbin.display()
+        )
+    );
 }
 
 #[test]
