@@ -125,9 +125,13 @@ fn e3_alias_directory_reaches_the_same_env() {
 fn e4_launcher_link_runs_commands_inside_and_usage_without_one() {
     let Some(bed) = Bed::for_test("e4_launcher_link_runs_commands_inside_and_usage_without_one") else { return };
     let launcher = bed.link(MAIN_ENV, "launcher");
-    let outcome = run(bed.command(&launcher).args(["bash", "-c", "command -v python3"]));
+    // A scripts link called from inside runs straight (L6): nesting works.
+    let outcome = run(bed
+        .command(&launcher)
+        .args(["bash", "-c", "command -v python3; \"$0\""])
+        .arg(bed.link(MAIN_ENV, "hello")));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), format!("{}\n", real_bin(MAIN_ENV, "python3")));
+    assert_eq!(outcome.stdout_lines(), [real_bin(MAIN_ENV, "python3"), "hello from analysis3-22.10".into()]);
 
     for no_command in [launcher, bed.scripts.join("launcher")] {
         let outcome = run(bed.command(&no_command));
