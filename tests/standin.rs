@@ -24,14 +24,24 @@ struct Fixture {
 
 impl Fixture {
     fn new(flavour: Flavour) -> Fixture {
-        let dir = tempfile::Builder::new().prefix("standin-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("standin-test-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().to_owned();
-        let runtime = install_standin(&root.join("runtime/bin"), flavour).expect("install stand-in");
+        let runtime =
+            install_standin(&root.join("runtime/bin"), flavour).expect("install stand-in");
         let base = root.join("base");
         images::base_sandbox(&base).expect("base sandbox");
         let work = root.join("work");
         std::fs::create_dir(&work).expect("work dir");
-        Fixture { _dir: dir, root, runtime, base, work }
+        Fixture {
+            _dir: dir,
+            root,
+            runtime,
+            base,
+            work,
+        }
     }
 
     /// `<runtime> -s exec --bind <host OS dirs> [extra…] <base> <command…>`,
@@ -99,7 +109,11 @@ fn assert_runtime_error(outcome: &Outcome, names: &str) {
     assert_eq!(outcome.code(), Some(255), "{outcome:#?}");
     let lines: Vec<&str> = outcome.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line expected: {:?}", outcome.stderr);
-    assert!(lines[0].contains(names), "message {:?} should name {names:?}", lines[0]);
+    assert!(
+        lines[0].contains(names),
+        "message {:?} should name {names:?}",
+        lines[0]
+    );
     assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
 }
 
@@ -118,14 +132,20 @@ fn unknown_flag_is_rejected_with_255() {
 fn missing_image_is_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
     let missing = fx.root.join("no-such-base");
-    let outcome = run(Command::new(&fx.runtime).arg("exec").arg(&missing).arg("true"));
+    let outcome = run(Command::new(&fx.runtime)
+        .arg("exec")
+        .arg(&missing)
+        .arg("true"));
     assert_runtime_error(&outcome, &missing.display().to_string());
 }
 
 #[test]
 fn image_without_marker_is_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
-    let outcome = run(Command::new(&fx.runtime).arg("exec").arg(&fx.work).arg("true"));
+    let outcome = run(Command::new(&fx.runtime)
+        .arg("exec")
+        .arg(&fx.work)
+        .arg("true"));
     assert_runtime_error(&outcome, &fx.work.display().to_string());
 }
 
@@ -140,8 +160,14 @@ fn missing_overlay_file_is_rejected_with_255() {
 #[test]
 fn missing_command_and_subcommand_are_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
-    assert_runtime_error(&run(Command::new(&fx.runtime).arg("exec").arg(&fx.base)), "no command");
-    assert_runtime_error(&run(Command::new(&fx.runtime).arg("run").arg(&fx.base)), "run");
+    assert_runtime_error(
+        &run(Command::new(&fx.runtime).arg("exec").arg(&fx.base)),
+        "no command",
+    );
+    assert_runtime_error(
+        &run(Command::new(&fx.runtime).arg("run").arg(&fx.base)),
+        "run",
+    );
     assert_runtime_error(&run(&mut Command::new(&fx.runtime)), "no subcommand");
 }
 
@@ -154,7 +180,8 @@ fn missing_bind_source_is_rejected_with_255() {
 
 #[test]
 fn binary_name_that_is_not_a_runtime_is_rejected() {
-    let outcome = run(Command::new(support::binaries::standin_runtime()).args(["exec", "/", "true"]));
+    let outcome =
+        run(Command::new(support::binaries::standin_runtime()).args(["exec", "/", "true"]));
     assert_runtime_error(&outcome, "flavour");
 }
 
@@ -166,7 +193,10 @@ fn last_overlay_is_on_top() {
         return;
     }
     let fx = Fixture::new(Flavour::Apptainer);
-    let first = fx.squashfs("first.sqsh", &[("/data/which", "first\n"), ("/data/only-first", "1\n")]);
+    let first = fx.squashfs(
+        "first.sqsh",
+        &[("/data/which", "first\n"), ("/data/only-first", "1\n")],
+    );
     let second = fx.squashfs("second.sqsh", &[("/data/which", "second\n")]);
     let show = ["/bin/sh", "-c", "cat /data/which /data/only-first"];
 
@@ -217,7 +247,10 @@ fn environment_rules_apptainer_layout() {
         lookup(&env, "PATH"),
         Some("/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/late/bin")
     );
-    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some("/env/lib:/.singularity.d/libs"));
+    assert_eq!(
+        lookup(&env, "LD_LIBRARY_PATH"),
+        Some("/env/lib:/.singularity.d/libs")
+    );
     assert_eq!(lookup(&env, "KEPT"), Some("host value"));
     assert_eq!(lookup(&env, "BOTH"), Some("apptainer"));
     assert_eq!(lookup(&env, "OLD"), Some("old prefix"));
@@ -226,7 +259,10 @@ fn environment_rules_apptainer_layout() {
     assert_eq!(lookup(&env, "SINGULARITY_CONTAINER"), Some(base.as_str()));
     assert_eq!(lookup(&env, "APPTAINER_NAME"), Some("base"));
     assert_eq!(lookup(&env, "SINGULARITY_NAME"), Some("base"));
-    assert!(env.iter().all(|(k, _)| !k.contains("ENV_")), "prefixed vars left: {env:?}");
+    assert!(
+        env.iter().all(|(k, _)| !k.contains("ENV_")),
+        "prefixed vars left: {env:?}"
+    );
 }
 
 #[test]
@@ -247,7 +283,10 @@ fn environment_rules_singularityce_layout() {
         lookup(&env, "PATH"),
         Some("/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     );
-    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some("/.singularity.d/libs"));
+    assert_eq!(
+        lookup(&env, "LD_LIBRARY_PATH"),
+        Some("/.singularity.d/libs")
+    );
     assert_eq!(lookup(&env, "FOO"), None);
     assert_eq!(lookup(&env, "APPTAINERENV_FOO"), Some("ignored"));
     assert_eq!(lookup(&env, "BAR"), Some("bar"));
@@ -265,13 +304,20 @@ fn binds_defaults_and_created_mount_points() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("f"), "bound\n").unwrap();
     std::fs::write(fx.root.join("single"), "file bind\n").unwrap();
-    let list = format!("{}:/mnt/deep/data,{}:/single", data.display(), fx.root.join("single").display());
+    let list = format!(
+        "{}:/mnt/deep/data,{}:/single",
+        data.display(),
+        fx.root.join("single").display()
+    );
     let script = "cat /mnt/deep/data/f /single; test -r /proc/self/status && echo proc; \
                   test -c /dev/null && echo dev; test -d /sys/kernel && echo sys; \
                   test -d \"$HOME\" && echo home; test -d /tmp && echo tmp";
     let outcome = run(fx.exec(&["--bind".into(), list.into()], &["/bin/sh", "-c", script]));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), "bound\nfile bind\nproc\ndev\nsys\nhome\ntmp\n");
+    assert_eq!(
+        outcome.stdout_text(),
+        "bound\nfile bind\nproc\ndev\nsys\nhome\ntmp\n"
+    );
     // The mount points were made in the container's session layer, not in the image.
     assert!(!fx.base.join("mnt").exists() && !fx.base.join("single").exists());
 }
@@ -285,7 +331,10 @@ fn working_directory_is_kept() {
     std::fs::write(fx.work.join("here"), "").unwrap();
     let outcome = run(fx.exec(&[], &["/bin/sh", "-c", "pwd; ls"]));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), format!("{}\nhere\n", fx.work.display()));
+    assert_eq!(
+        outcome.stdout_text(),
+        format!("{}\nhere\n", fx.work.display())
+    );
 }
 
 #[test]
@@ -311,8 +360,16 @@ fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
     // SigIgn is a hex mask; SIGPIPE (13) is bit 12.
     let outcome = run(fx.exec(&[], &["/bin/sh", "-c", "grep SigIgn /proc/self/status"]));
     outcome.assert_success();
-    let mask = outcome.stdout_text().split_whitespace().nth(1).map(|h| u64::from_str_radix(h, 16).unwrap());
-    assert_eq!(mask.map(|m| m & (1 << (libc::SIGPIPE - 1))), Some(0), "{outcome:#?}");
+    let mask = outcome
+        .stdout_text()
+        .split_whitespace()
+        .nth(1)
+        .map(|h| u64::from_str_radix(h, 16).unwrap());
+    assert_eq!(
+        mask.map(|m| m & (1 << (libc::SIGPIPE - 1))),
+        Some(0),
+        "{outcome:#?}"
+    );
 
     let args: Vec<OsString> = vec![
         "a b".into(),
@@ -321,11 +378,22 @@ fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
         "line\nbreak".into(),
         OsString::from_vec(vec![0xff, 0xfe, b'x']),
     ];
-    let mut command = fx.exec(&[], &["/bin/sh", "-c", "for a in \"$@\"; do printf '%s\\0' \"$a\"; done", "sh"]);
+    let mut command = fx.exec(
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "for a in \"$@\"; do printf '%s\\0' \"$a\"; done",
+            "sh",
+        ],
+    );
     command.args(&args);
     let outcome = run(&mut command);
     outcome.assert_success();
-    let expected: Vec<u8> = args.iter().flat_map(|a| a.as_bytes().iter().copied().chain([0])).collect();
+    let expected: Vec<u8> = args
+        .iter()
+        .flat_map(|a| a.as_bytes().iter().copied().chain([0]))
+        .collect();
     assert_eq!(outcome.stdout, expected);
 }
 
@@ -335,14 +403,25 @@ fn command_is_looked_up_on_the_container_path() {
         return;
     }
     let fx = Fixture::new(Flavour::Apptainer);
-    let image = fx.squashfs("tools.sqsh", &[("/opt/tools/bin/only-in-image", "#!/bin/sh\necho found \"$0\"\n")]);
+    let image = fx.squashfs(
+        "tools.sqsh",
+        &[(
+            "/opt/tools/bin/only-in-image",
+            "#!/bin/sh\necho found \"$0\"\n",
+        )],
+    );
     let outcome = run(fx
         .exec(&[overlay(&image)], &["only-in-image"])
         .env("APPTAINERENV_PREPEND_PATH", "/opt/tools/bin"));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), "found /opt/tools/bin/only-in-image\n");
+    assert_eq!(
+        outcome.stdout_text(),
+        "found /opt/tools/bin/only-in-image\n"
+    );
     // Not on the container PATH (the host PATH is not imported): 255.
-    let outcome = run(fx.exec(&[overlay(&image)], &["only-in-image"]).env("PATH", "/opt/tools/bin"));
+    let outcome = run(fx
+        .exec(&[overlay(&image)], &["only-in-image"])
+        .env("PATH", "/opt/tools/bin"));
     assert_runtime_error(&outcome, "only-in-image");
 }
 
@@ -356,12 +435,18 @@ fn nothing_stays_mounted_on_the_host() {
     run(fx.exec(&[overlay(&image)], &["/bin/true"])).assert_success();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = fx.root.display().to_string();
-    assert!(!mounts.contains(&root), "host mount table mentions {root}:\n{mounts}");
+    assert!(
+        !mounts.contains(&root),
+        "host mount table mentions {root}:\n{mounts}"
+    );
     let loops = Command::new("losetup").args(["-j"]).arg(&image).output();
     if let Ok(loops) = loops {
         // Autoclear may lag the namespace teardown by a moment; only report.
         if !loops.stdout.is_empty() {
-            eprintln!("note: loop device still attached: {}", String::from_utf8_lossy(&loops.stdout));
+            eprintln!(
+                "note: loop device still attached: {}",
+                String::from_utf8_lossy(&loops.stdout)
+            );
         }
     }
 }

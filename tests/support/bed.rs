@@ -64,13 +64,19 @@ impl Bed {
         if !prereq::bed_available(test) {
             return None;
         }
-        Some(Bed::build(flavour).unwrap_or_else(|e| panic!("{test}: cannot build the test bed: {e}")))
+        Some(
+            Bed::build(flavour)
+                .unwrap_or_else(|e| panic!("{test}: cannot build the test bed: {e}")),
+        )
     }
 
     fn build(flavour: Flavour) -> Result<Bed, String> {
         let envs_built = [images::main_env()?, images::second_env()?];
         let launcher = binaries::launcher()?;
-        let dir = tempfile::Builder::new().prefix("launcher-bed-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("launcher-bed-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let root = dir.path().to_owned();
         let dir = if std::env::var_os(KEEP_VAR).is_some_and(|v| v == "1") {
             eprintln!("{KEEP_VAR}: keeping the bed in {}", root.display());
@@ -93,16 +99,28 @@ impl Bed {
             root,
             _dir: dir,
         };
-        for dir in [&bed.scripts, &bed.envs, &bed.hostbin, &bed.home, &bed.work, &bed.scripts.join("overrides")] {
+        for dir in [
+            &bed.scripts,
+            &bed.envs,
+            &bed.hostbin,
+            &bed.home,
+            &bed.work,
+            &bed.scripts.join("overrides"),
+        ] {
             fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         bed.install_runtime(flavour)?;
         images::base_sandbox(&bed.base)?;
-        fs::copy(&launcher, bed.scripts.join("launcher")).map_err(|e| format!("copy launcher: {e}"))?;
+        fs::copy(&launcher, bed.scripts.join("launcher"))
+            .map_err(|e| format!("copy launcher: {e}"))?;
         for env in &envs_built {
             bed.install_env(env)?;
         }
-        symlink(format!("{MAIN_ENV}.d"), bed.scripts.join(format!("{MAIN_ALIAS}.d"))).map_err(|e| e.to_string())?;
+        symlink(
+            format!("{MAIN_ENV}.d"),
+            bed.scripts.join(format!("{MAIN_ALIAS}.d")),
+        )
+        .map_err(|e| e.to_string())?;
         bed.write_config(&bed.default_config());
         bed.install_host_commands()?;
         Ok(bed)
@@ -125,12 +143,21 @@ impl Bed {
     fn install_env(&self, env: &EnvImage) -> Result<(), String> {
         let image = self.image(env.name);
         if fs::hard_link(&env.image, &image).is_err() {
-            fs::copy(&env.image, &image).map_err(|e| format!("copy {}: {e}", env.image.display()))?;
+            fs::copy(&env.image, &image)
+                .map_err(|e| format!("copy {}: {e}", env.image.display()))?;
         }
-        symlink(format!("{CONTAINER_PREFIX}/{}", env.name), self.envs.join(env.name)).map_err(|e| e.to_string())?;
+        symlink(
+            format!("{CONTAINER_PREFIX}/{}", env.name),
+            self.envs.join(env.name),
+        )
+        .map_err(|e| e.to_string())?;
         let bin = self.env_bin(env.name);
         fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-        let commands = env.bin_entries.iter().map(String::as_str).chain(HOST_COMMANDS.iter().copied());
+        let commands = env
+            .bin_entries
+            .iter()
+            .map(String::as_str)
+            .chain(HOST_COMMANDS.iter().copied());
         for command in commands.chain(["launcher"]) {
             let link = bin.join(command);
             if !link.exists() {
@@ -177,7 +204,10 @@ impl Bed {
             Some(real) => Path::new(&real).display().to_string(),
             None => "../base".into(),
         };
-        let mut binds: Vec<String> = ["/usr", "/etc", "/lib", "/lib64"].iter().map(|s| s.to_string()).collect();
+        let mut binds: Vec<String> = ["/usr", "/etc", "/lib", "/lib64"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         binds.push(self.root.display().to_string());
         format!(
             r#"default_env = "{MAIN_ENV}"
@@ -206,8 +236,16 @@ builtin = "pbs_tmrsh"
 [commands.greet]
 script = "overrides/greet.sh"
 "#,
-            runtime = self.runtime.file_name().expect("runtime name").to_string_lossy(),
-            binds = binds.iter().map(|b| format!("{b:?}")).collect::<Vec<_>>().join(", "),
+            runtime = self
+                .runtime
+                .file_name()
+                .expect("runtime name")
+                .to_string_lossy(),
+            binds = binds
+                .iter()
+                .map(|b| format!("{b:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     }
 
@@ -239,7 +277,10 @@ script = "overrides/greet.sh"
     /// The `PATH` commands start with: fake host commands, then the usual
     /// system dirs (no scripts dir: tests that want one add it).
     pub fn host_path(&self) -> String {
-        format!("{}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", self.hostbin.display())
+        format!(
+            "{}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            self.hostbin.display()
+        )
     }
 
     /// `program` with a small, known environment (nothing inherited from the

@@ -36,7 +36,16 @@ fn build_launcher() -> Result<PathBuf, String> {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "launcher", "--bin", "launcher", "--profile", &profile])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "launcher",
+            "--bin",
+            "launcher",
+            "--profile",
+            &profile,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cannot run cargo to build the launcher: {e}"))?;
@@ -50,6 +59,9 @@ fn build_launcher() -> Result<PathBuf, String> {
     if binary.is_file() {
         Ok(binary)
     } else {
-        Err(format!("cargo built the launcher but {} is missing", binary.display()))
+        Err(format!(
+            "cargo built the launcher but {} is missing",
+            binary.display()
+        ))
     }
 }

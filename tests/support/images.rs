@@ -41,13 +41,29 @@ pub struct Tool {
 
 /// Tools of the main env. Each prints something only it could print.
 pub const MAIN_TOOLS: &[Tool] = &[
-    Tool { name: "hello", mode: 0o755, text: "#!/bin/sh\necho \"hello from analysis3-22.10\"\n" },
+    Tool {
+        name: "hello",
+        mode: 0o755,
+        text: "#!/bin/sh\necho \"hello from analysis3-22.10\"\n",
+    },
     // Exit with the status given.
-    Tool { name: "exitwith", mode: 0o755, text: "#!/bin/sh\nexit \"$1\"\n" },
+    Tool {
+        name: "exitwith",
+        mode: 0o755,
+        text: "#!/bin/sh\nexit \"$1\"\n",
+    },
     // Die by the signal given.
-    Tool { name: "killself", mode: 0o755, text: "#!/bin/sh\nkill -s \"$1\" $$\nsleep 5\nexit 99\n" },
+    Tool {
+        name: "killself",
+        mode: 0o755,
+        text: "#!/bin/sh\nkill -s \"$1\" $$\nsleep 5\nexit 99\n",
+    },
     // Each argument followed by a NUL byte, so byte-exactness can be checked.
-    Tool { name: "printargs", mode: 0o755, text: "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done\n" },
+    Tool {
+        name: "printargs",
+        mode: 0o755,
+        text: "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done\n",
+    },
     // Where am I: in or out of a container, PATH, and the envs visible.
     Tool {
         name: "whereami",
@@ -57,11 +73,23 @@ pub const MAIN_TOOLS: &[Tool] = &[
                cat /opt/conda/.top-image 2>/dev/null || echo no-top-image\n",
     },
     // Writes forever: ends only by SIGPIPE (or EPIPE) when its reader goes.
-    Tool { name: "spew", mode: 0o755, text: "#!/bin/sh\nexec yes spew\n" },
+    Tool {
+        name: "spew",
+        mode: 0o755,
+        text: "#!/bin/sh\nexec yes spew\n",
+    },
     // Exists but may not be executed.
-    Tool { name: "notexec", mode: 0o644, text: "#!/bin/sh\necho notexec ran\n" },
+    Tool {
+        name: "notexec",
+        mode: 0o644,
+        text: "#!/bin/sh\necho notexec ran\n",
+    },
     // Replaced by an override script in E12.
-    Tool { name: "greet", mode: 0o755, text: "#!/bin/sh\necho \"greet from analysis3-22.10:\" \"$@\"\n" },
+    Tool {
+        name: "greet",
+        mode: 0o755,
+        text: "#!/bin/sh\necho \"greet from analysis3-22.10:\" \"$@\"\n",
+    },
     // Stands for Jupyter (overlays = \"all\"): lists the envs it can see.
     Tool {
         name: "jupyter",
@@ -71,9 +99,11 @@ pub const MAIN_TOOLS: &[Tool] = &[
 ];
 
 /// Tools of the second env.
-pub const SECOND_TOOLS: &[Tool] = &[
-    Tool { name: "tool2", mode: 0o755, text: "#!/bin/sh\necho \"tool2 from tools-1.0\"\n" },
-];
+pub const SECOND_TOOLS: &[Tool] = &[Tool {
+    name: "tool2",
+    mode: 0o755,
+    text: "#!/bin/sh\necho \"tool2 from tools-1.0\"\n",
+}];
 
 /// A built env image and the names in its `bin/` (for the scripts tree).
 #[derive(Debug, Clone)]
@@ -86,13 +116,17 @@ pub struct EnvImage {
 /// The main env image (venv + tools), built once per test process.
 pub fn main_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE.get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, true)).clone()
+    IMAGE
+        .get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, true))
+        .clone()
 }
 
 /// The second env image (tools only).
 pub fn second_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE.get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, false)).clone()
+    IMAGE
+        .get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, false))
+        .clone()
 }
 
 /// Shell run in a private mount namespace with a tmpfs over /opt, so that the
@@ -128,7 +162,11 @@ fn cached(env: &'static str, tools: &[Tool], venv: bool) -> Result<EnvImage, Str
         .lines()
         .map(str::to_owned)
         .collect();
-    Ok(EnvImage { name: env, image, bin_entries })
+    Ok(EnvImage {
+        name: env,
+        image,
+        bin_entries,
+    })
 }
 
 /// Everything that decides an image's content.
@@ -140,7 +178,9 @@ fn recipe_hash(env: &str, tools: &[Tool], venv: bool) -> u64 {
     }
     if venv {
         // A Python upgrade must rebuild the venv (its binary is copied in).
-        if let Ok(meta) = fs::metadata(fs::canonicalize(SYSTEM_PYTHON).unwrap_or(SYSTEM_PYTHON.into())) {
+        if let Ok(meta) =
+            fs::metadata(fs::canonicalize(SYSTEM_PYTHON).unwrap_or(SYSTEM_PYTHON.into()))
+        {
             use std::os::unix::fs::MetadataExt;
             (meta.len(), meta.mtime()).hash(&mut hasher);
         }
@@ -151,7 +191,11 @@ fn recipe_hash(env: &str, tools: &[Tool], venv: bool) -> u64 {
 fn build_env_image(env: &str, tools: &[Tool], venv: bool, into: &Path) -> Result<(), String> {
     let out = into.join(format!("{env}.sqsh"));
     let stage = into.join("stage");
-    let bin = if venv { stage.join("tools") } else { stage.join(format!("opt/conda/{env}/bin")) };
+    let bin = if venv {
+        stage.join("tools")
+    } else {
+        stage.join(format!("opt/conda/{env}/bin"))
+    };
     fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     write_tools(&bin, tools)?;
     if venv {
@@ -160,19 +204,33 @@ fn build_env_image(env: &str, tools: &[Tool], venv: bool, into: &Path) -> Result
             command.arg("--map-root-user");
         }
         command
-            .args(["--mount", "--propagation", "private", "/bin/sh", "-c", VENV_BUILD_SCRIPT, "build-venv"])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                VENV_BUILD_SCRIPT,
+                "build-venv",
+            ])
             .arg(SYSTEM_PYTHON)
             .arg(env)
             .arg(&bin)
             .arg(&out);
         run_build_step(&mut command, "venv image")?;
     } else {
-        fs::write(stage.join("opt/conda/.top-image"), format!("{env}\n")).map_err(|e| e.to_string())?;
+        fs::write(stage.join("opt/conda/.top-image"), format!("{env}\n"))
+            .map_err(|e| e.to_string())?;
         let mut command = Command::new("mksquashfs");
-        command
-            .arg(&stage)
-            .arg(&out)
-            .args(["-root-mode", "755", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress"]);
+        command.arg(&stage).arg(&out).args([
+            "-root-mode",
+            "755",
+            "-noappend",
+            "-all-root",
+            "-no-xattrs",
+            "-quiet",
+            "-no-progress",
+        ]);
         run_build_step(&mut command, "squashfs image")?;
     }
     let entries = list_image_bin(&out, env)?;
@@ -205,13 +263,16 @@ fn write_tools(dir: &Path, tools: &[Tool]) -> Result<(), String> {
     for tool in tools {
         let path = dir.join(tool.name);
         fs::write(&path, tool.text).map_err(|e| format!("{}: {e}", path.display()))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(tool.mode)).map_err(|e| e.to_string())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(tool.mode))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 fn run_build_step(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("cannot build the {what}: {e}"))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot build the {what}: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -229,15 +290,22 @@ pub fn squashfs_with(files: &[(&str, &str)], out: &Path) -> Result<(), String> {
     let stage = out.with_extension("stage");
     for (path, content) in files {
         let target = stage.join(path.trim_start_matches('/'));
-        fs::create_dir_all(target.parent().expect("file has a parent")).map_err(|e| e.to_string())?;
+        fs::create_dir_all(target.parent().expect("file has a parent"))
+            .map_err(|e| e.to_string())?;
         fs::write(&target, content).map_err(|e| e.to_string())?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
     }
     let mut command = Command::new("mksquashfs");
-    command
-        .arg(&stage)
-        .arg(out)
-        .args(["-root-mode", "755", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress"]);
+    command.arg(&stage).arg(out).args([
+        "-root-mode",
+        "755",
+        "-noappend",
+        "-all-root",
+        "-no-xattrs",
+        "-quiet",
+        "-no-progress",
+    ]);
     run_build_step(&mut command, "squashfs image")?;
     fs::remove_dir_all(&stage).map_err(|e| e.to_string())
 }
@@ -247,12 +315,26 @@ pub fn squashfs_with(files: &[(&str, &str)], out: &Path) -> Result<(), String> {
 /// links, and the `/.singularity.d` marker.
 pub fn base_sandbox(at: &Path) -> Result<(), String> {
     for dir in [
-        ".singularity.d/env", ".singularity.d/libs", "usr", "etc", "lib", "lib64", "proc", "sys", "dev",
-        "tmp", "root", "home", "run", "var", "opt/conda",
+        ".singularity.d/env",
+        ".singularity.d/libs",
+        "usr",
+        "etc",
+        "lib",
+        "lib64",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home",
+        "run",
+        "var",
+        "opt/conda",
     ] {
         fs::create_dir_all(at.join(dir)).map_err(|e| format!("{}: {e}", at.join(dir).display()))?;
     }
-    fs::set_permissions(at.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(|e| e.to_string())?;
+    fs::set_permissions(at.join("tmp"), fs::Permissions::from_mode(0o1777))
+        .map_err(|e| e.to_string())?;
     for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin")] {
         symlink(target, at.join(link)).map_err(|e| format!("{}: {e}", at.join(link).display()))?;
     }

@@ -24,13 +24,20 @@ pub fn bed_available(test: &str) -> bool {
 /// always the stand-in, never a real runtime).
 pub fn standin_available(test: &str) -> bool {
     static REASON: OnceLock<Option<String>> = OnceLock::new();
-    allowed(test, REASON.get_or_init(|| tools_missing().or_else(standin_missing)).clone())
+    allowed(
+        test,
+        REASON
+            .get_or_init(|| tools_missing().or_else(standin_missing))
+            .clone(),
+    )
 }
 
 fn allowed(test: &str, reason: Option<String>) -> bool {
     let Some(reason) = reason else { return true };
     if std::env::var_os(REQUIRED_VAR).is_some_and(|v| v == "1") {
-        panic!("{test}: the end-to-end bed is required ({REQUIRED_VAR}=1) but unavailable: {reason}");
+        panic!(
+            "{test}: the end-to-end bed is required ({REQUIRED_VAR}=1) but unavailable: {reason}"
+        );
     }
     println!("SKIP {test}: {reason}");
     eprintln!("SKIP {test}: {reason}");
@@ -39,7 +46,9 @@ fn allowed(test: &str, reason: Option<String>) -> bool {
 
 /// A real runtime named by `LAUNCHER_TEST_RUNTIME`, if any.
 pub fn real_runtime() -> Option<PathBuf> {
-    std::env::var_os(RUNTIME_VAR).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(RUNTIME_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Why the bed cannot run here, checked once per test process.
@@ -53,14 +62,18 @@ fn check() -> Option<String> {
         return Some(reason);
     }
     if !Path::new(SYSTEM_PYTHON).exists() {
-        return Some(format!("{SYSTEM_PYTHON} not found (the env images are built from it)"));
+        return Some(format!(
+            "{SYSTEM_PYTHON} not found (the env images are built from it)"
+        ));
     }
     let venv_ok = std::process::Command::new(SYSTEM_PYTHON)
         .args(["-c", "import venv, ensurepip"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !venv_ok {
-        return Some(format!("{SYSTEM_PYTHON} cannot make venvs (install python3-venv)"));
+        return Some(format!(
+            "{SYSTEM_PYTHON} cannot make venvs (install python3-venv)"
+        ));
     }
     match real_runtime() {
         Some(runtime) if !runtime.is_file() => {

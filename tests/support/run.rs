@@ -45,7 +45,11 @@ impl Outcome {
     /// Panics with everything known about the run unless it exited 0.
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        assert!(self.status.success(), "expected success, got {self:#?}\nstdout: {}", self.stdout_text());
+        assert!(
+            self.status.success(),
+            "expected success, got {self:#?}\nstdout: {}",
+            self.stdout_text()
+        );
         self
     }
 }
@@ -84,7 +88,10 @@ pub fn run_with_input(mut command: impl BorrowMut<Command>, stdin: &[u8]) -> Out
     let _ = done.send(());
     let killed = guard.join().unwrap_or(false);
     let _ = feeder.join();
-    assert!(!killed, "{described} did not finish within {HANG_LIMIT:?} and was killed");
+    assert!(
+        !killed,
+        "{described} did not finish within {HANG_LIMIT:?} and was killed"
+    );
     Outcome {
         status: output.status,
         stdout: output.stdout,
@@ -129,6 +136,9 @@ pub fn first_line_then_close(mut command: impl BorrowMut<Command>) -> (String, E
     let status = child.wait().expect("wait for child");
     let _ = done.send(());
     let killed = guard.join().unwrap_or(false);
-    assert!(!killed, "{described} kept running after its reader went away; killed after {HANG_LIMIT:?}");
+    assert!(
+        !killed,
+        "{described} kept running after its reader went away; killed after {HANG_LIMIT:?}"
+    );
     (line, status)
 }

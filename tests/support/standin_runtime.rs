@@ -43,7 +43,8 @@ fn run(args: &[OsString]) -> String {
 }
 
 fn try_run(args: &[OsString]) -> Result<std::convert::Infallible, String> {
-    let binary = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let binary =
+        std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
     let flavour = binary
         .file_name()
         .and_then(Flavour::from_binary_name)
@@ -61,13 +62,24 @@ fn try_run(args: &[OsString]) -> Result<std::convert::Infallible, String> {
 
     let root = mounts::assemble(&layout, &session_directory(&binary))?;
     mounts::enter(&root, &cwd)?;
-    let program = command::resolve(&request.command, env.get(std::ffi::OsStr::new("PATH")).map(|v| v.as_os_str()))?;
-    Err(command::exec(&program, &request.command, &request.args, &env))
+    let program = command::resolve(
+        &request.command,
+        env.get(std::ffi::OsStr::new("PATH")).map(|v| v.as_os_str()),
+    )?;
+    Err(command::exec(
+        &program,
+        &request.command,
+        &request.args,
+        &env,
+    ))
 }
 
 /// `<install prefix>/var/standin-runtime/session`, beside the binary's
 /// `bin/`, like Apptainer's `$prefix/var/apptainer/mnt/session`.
 fn session_directory(binary: &std::path::Path) -> PathBuf {
-    let prefix = binary.parent().and_then(|bin| bin.parent()).unwrap_or(std::path::Path::new("/"));
+    let prefix = binary
+        .parent()
+        .and_then(|bin| bin.parent())
+        .unwrap_or(std::path::Path::new("/"));
     prefix.join("var/standin-runtime/session")
 }

@@ -81,10 +81,12 @@ pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
             break PathBuf::from(arg);
         }
     };
-    let command = rest
-        .next()
-        .cloned()
-        .ok_or_else(|| format!("exec: no command to run in image {}; {USAGE}", image.display()))?;
+    let command = rest.next().cloned().ok_or_else(|| {
+        format!(
+            "exec: no command to run in image {}; {USAGE}",
+            image.display()
+        )
+    })?;
     Ok(ExecRequest {
         binds,
         overlays,
@@ -147,17 +149,39 @@ mod tests {
     #[test]
     fn full_subset_parses_in_order() {
         let request = parse(&args(&[
-            "-s", "exec", "--bind", "/a,/b:/c", "--bind=/d", "--overlay=/1.sqsh", "--overlay",
-            "/2.sqsh", "/base", "cmd", "--overlay", "",
+            "-s",
+            "exec",
+            "--bind",
+            "/a,/b:/c",
+            "--bind=/d",
+            "--overlay=/1.sqsh",
+            "--overlay",
+            "/2.sqsh",
+            "/base",
+            "cmd",
+            "--overlay",
+            "",
         ]))
         .unwrap();
-        assert_eq!(request.overlays, vec![PathBuf::from("/1.sqsh"), PathBuf::from("/2.sqsh")]);
+        assert_eq!(
+            request.overlays,
+            vec![PathBuf::from("/1.sqsh"), PathBuf::from("/2.sqsh")]
+        );
         assert_eq!(
             request.binds,
             vec![
-                BindSpec { source: "/a".into(), destination: "/a".into() },
-                BindSpec { source: "/b".into(), destination: "/c".into() },
-                BindSpec { source: "/d".into(), destination: "/d".into() },
+                BindSpec {
+                    source: "/a".into(),
+                    destination: "/a".into()
+                },
+                BindSpec {
+                    source: "/b".into(),
+                    destination: "/c".into()
+                },
+                BindSpec {
+                    source: "/d".into(),
+                    destination: "/d".into()
+                },
             ]
         );
         assert_eq!(request.image, PathBuf::from("/base"));

@@ -18,7 +18,11 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Str
     search
         .split(|&b| b == b':')
         .map(|dir| {
-            let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+            let dir = if dir.is_empty() {
+                Path::new(".")
+            } else {
+                Path::new(OsStr::from_bytes(dir))
+            };
             dir.join(command)
         })
         .find(|candidate| {
@@ -35,7 +39,12 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Str
 /// `Command::exec` resets SIGPIPE to its default disposition before
 /// `execve` (the Rust runtime ignores it), so `… | head` behaves as on a
 /// host (L22).
-pub fn exec(program: &Path, command: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsString>) -> String {
+pub fn exec(
+    program: &Path,
+    command: &OsStr,
+    args: &[OsString],
+    env: &BTreeMap<OsString, OsString>,
+) -> String {
     let error = Command::new(program)
         .arg0(command)
         .args(args)

@@ -50,7 +50,10 @@ impl Layout {
             for (what, path) in [("overlay", overlay), ("image", image)] {
                 let text = path.as_os_str().as_encoded_bytes();
                 if text.contains(&b':') || text.contains(&b',') {
-                    return Err(format!("{what} path {} contains ':' or ','", path.display()));
+                    return Err(format!(
+                        "{what} path {} contains ':' or ','",
+                        path.display()
+                    ));
                 }
             }
         }
@@ -64,7 +67,10 @@ impl Layout {
         binds.push(same_path_bind(Path::new("/tmp")));
         for bind in &request.binds {
             if !bind.source.exists() {
-                return Err(format!("bind source {} does not exist", bind.source.display()));
+                return Err(format!(
+                    "bind source {} does not exist",
+                    bind.source.display()
+                ));
             }
             binds.push(bind.clone());
         }
@@ -90,10 +96,12 @@ fn same_path_bind(path: &Path) -> BindSpec {
 /// stand-in owns, like Apptainer's `var/apptainer/mnt/session`) and return
 /// the path of its root. The calling process moves to a new mount namespace.
 pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e} (needs root)"))?;
+    unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare(CLONE_NEWNS): {e} (needs root)"))?;
     mount_flags(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)?;
 
-    fs::create_dir_all(session).map_err(|e| format!("session directory {}: {e}", session.display()))?;
+    fs::create_dir_all(session)
+        .map_err(|e| format!("session directory {}: {e}", session.display()))?;
     mount(
         Some("tmpfs"),
         session,
@@ -120,8 +128,14 @@ pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
     // Apptainer's underlay does); the root is remounted read-only afterwards.
     // overlayfs refuses an upper layer on an unbindable mount: give it its own tmpfs.
     let scratch = make_dir(&session.join("scratch"))?;
-    mount(Some("tmpfs"), &scratch, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0700"))
-        .map_err(|e| format!("mount tmpfs on {}: {e}", scratch.display()))?;
+    mount(
+        Some("tmpfs"),
+        &scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0700"),
+    )
+    .map_err(|e| format!("mount tmpfs on {}: {e}", scratch.display()))?;
     let upper = make_dir(&scratch.join("upper"))?;
     let work = make_dir(&scratch.join("work"))?;
     let root = make_dir(&session.join("root"))?;
@@ -135,21 +149,34 @@ pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
         upper.display(),
         work.display()
     );
-    mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-        .map_err(|e| format!("mount overlay ({options}): {e}"))?;
+    mount(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| format!("mount overlay ({options}): {e}"))?;
 
     for bind in &layout.binds {
         bind_into(&root, bind)?;
     }
-    mount_flags(&root, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY)?;
+    mount_flags(
+        &root,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+    )?;
     Ok(root)
 }
 
 /// `chroot` into the assembled root and go back to the working directory.
 pub fn enter(root: &Path, cwd: &Path) -> Result<(), String> {
     nix::unistd::chroot(root).map_err(|e| format!("chroot {}: {e}", root.display()))?;
-    std::env::set_current_dir(cwd)
-        .map_err(|e| format!("working directory {} is not reachable in the container: {e}", cwd.display()))
+    std::env::set_current_dir(cwd).map_err(|e| {
+        format!(
+            "working directory {} is not reachable in the container: {e}",
+            cwd.display()
+        )
+    })
 }
 
 fn bind_into(root: &Path, bind: &BindSpec) -> Result<(), String> {
@@ -190,7 +217,10 @@ fn bind_into(root: &Path, bind: &BindSpec) -> Result<(), String> {
 /// `path` (absolute, in the container) as seen from outside, below `root`.
 fn inside(root: &Path, path: &Path) -> PathBuf {
     let mut joined = root.to_owned();
-    joined.extend(path.components().filter(|c| matches!(c, Component::Normal(_))));
+    joined.extend(
+        path.components()
+            .filter(|c| matches!(c, Component::Normal(_))),
+    );
     joined
 }
 
