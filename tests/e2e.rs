@@ -641,3 +641,30 @@ fn singularityce_layout_runs_env_commands_inside() {
         [real_bin(MAIN_ENV, "python3"), "x".to_string()]
     );
 }
+
+/// Not an E-scenario: L21 end to end. The hop counter must not reach the
+/// final program, in command mode and in direct mode, or legitimate nesting
+/// (a shell from `launcher bash` starting host jobs that launch again)
+/// counts hops that never re-entered the runtime.
+#[test]
+fn l21_launcher_depth_never_reaches_the_program() {
+    let Some(bed) = Bed::for_test("l21_launcher_depth_never_reaches_the_program") else {
+        return;
+    };
+    let show = "import os; print(os.environ.get('LAUNCHER_DEPTH', 'unset'))";
+    let outcome = run(bed
+        .command(bed.link(MAIN_ENV, "python3"))
+        .args(["-c", show]));
+    outcome.assert_success();
+    assert_eq!(outcome.stdout_text(), "unset\n", "command mode");
+
+    let outcome = run(bed
+        .command(bed.link(MAIN_ENV, "launcher"))
+        .args(["python3", "-c", show]));
+    outcome.assert_success();
+    assert_eq!(
+        outcome.stdout_text(),
+        "unset\n",
+        "direct mode (`launcher python3`)"
+    );
+}
