@@ -126,17 +126,13 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
     match cli.command {
         Command::Farm(args) => {
             let site = load(&cli.site)?;
-            let envs = if args.all { site.envs_with_images()? } else { args.envs };
-            if envs.is_empty() {
-                ui.warn(format!("no images (*.sqsh) in {}", site.envs_dir()?.display()));
-            }
             let opts = FarmOptions {
                 dry_run: args.dry_run,
                 wait: !args.no_wait,
                 launcher_source: args.launcher,
                 ..FarmOptions::default()
             };
-            farm::run(&site, &envs, &opts, ui)?;
+            farm::run(&site, (!args.all).then_some(args.envs.as_slice()), &opts, ui)?;
             Ok(0)
         }
         Command::Check(args) => {

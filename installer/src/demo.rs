@@ -126,7 +126,7 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
         launcher_source: Some(launcher),
         ..FarmOptions::default()
     };
-    farm::run(&site, std::slice::from_ref(&opts.env), &farm_opts, ui)?;
+    farm::run(&site, Some(std::slice::from_ref(&opts.env)), &farm_opts, ui)?;
 
     move_into_place(stage, &dir)?;
     ui.info(format!("demo: installation ready in {}", dir.display()));

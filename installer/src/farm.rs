@@ -173,18 +173,35 @@ pub fn shown(name: &OsStr) -> String {
     format!("{:?}", name.to_string_lossy())
 }
 
-/// Build or refresh the farms of `envs`.
-pub fn run(site: &Site, envs: &[String], opts: &FarmOptions, ui: &Ui) -> Result<Vec<(String, Outcome)>> {
-    for env in envs {
+/// Build or refresh the farms of `envs`; `None`: of every env with an
+/// image in `envs_dir`.
+pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) -> Result<Vec<(String, Outcome)>> {
+    for env in envs.unwrap_or_default() {
         if !valid_env_name(env) {
             return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
         }
     }
     let launcher_bytes = launcher_binary(site, opts)?;
+    if !opts.dry_run {
+        // Before anything else: relative config paths may lead through it.
+        ensure_scripts_dir(&site.scripts)?;
+    }
+    let all;
+    let envs = match envs {
+        Some(envs) => envs,
+        None => {
+            all = site.envs_with_images()?;
+            if all.is_empty() {
+                ui.warn(format!("no images (*.sqsh) in {}", site.envs_dir()?.display()));
+            }
+            &all
+        }
+    };
     // Read every image first: a bad one stops the run before anything changes.
     let progress = ui.progress(envs.len() as u64, "reading images");
     let mut plans = Vec::new();
     for env in envs {
+        refuse_alias(site, env)?;
         let image = EnvImage::open(&site.image_path(env)?)?;
         let (tree, skipped) = desired_tree(site, env, &image)?;
         for s in &skipped {
@@ -198,7 +215,6 @@ pub fn run(site: &Site, envs: &[String], opts: &FarmOptions, ui: &Ui) -> Result<
     if opts.dry_run {
         return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
     }
-    ensure_scripts_dir(&site.scripts)?;
     let _lock = lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?;
 
     if let Some(bytes) = &launcher_bytes {
@@ -236,6 +252,19 @@ pub fn run(site: &Site, envs: &[String], opts: &FarmOptions, ui: &Ui) -> Result<
         retired.remove()?;
     }
     Ok(outcomes)
+}
+
+/// An alias (`<env>.d` -> another env's tree) is moved by `alias`, never
+/// rebuilt in place.
+fn refuse_alias(site: &Site, env: &str) -> Result<()> {
+    match swap::inspect(&site.scripts, env) {
+        Ok(Live::Alias(target)) => Err(InstallError::Usage(format!(
+            "{} is an alias (-> {}); build the farm of the env it points at",
+            site.env_dir(env).display(),
+            target.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The live state of `<env>.d` and how it differs from `tree`.
