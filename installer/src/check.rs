@@ -169,6 +169,12 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
             have.display(),
             want.display()
         ),
+        (Some(Node::Dir { mode: want }), Some(Node::Dir { mode: have }))
+        | (Some(Node::File { mode: want, .. }), Some(Node::File { mode: have, .. }))
+            if want != have =>
+        {
+            format!("{}: mode {have:04o}, `installer farm` writes {want:04o}", name(p))
+        }
         _ => format!("{}: differs from what `installer farm` writes", name(p)),
     });
 }
