@@ -117,6 +117,12 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     mkdir(&scripts)?;
     let config = scripts.join(launcher::config::CONFIG_FILE_NAME);
     ui.info("demo: writing scripts/launcher.toml");
+    let mut binds = binds;
+    // The scripts tree must be visible inside the container (L6).
+    match dir.to_str() {
+        Some(text) if !text.contains([',', '"', '\\']) => binds.push(text.to_string()),
+        _ => ui.warn(format!("{} cannot be a bind path; links run inside the container may not be found", dir.display())),
+    }
     write_file(&config, config_text(&opts.env, &binds, opts.runtime.as_ref().and(runtime.as_deref())).as_bytes(), 0o644)?;
     write_file(&root.join(MARKER), b"made by `installer demo`; safe to delete\n", 0o644)?;
 
@@ -126,7 +132,8 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
         launcher_source: Some(launcher),
         ..FarmOptions::default()
     };
-    farm::run(&site, Some(std::slice::from_ref(&opts.env)), &farm_opts, ui)?;
+    // The farm's own report would name the staging directory: keep it quiet.
+    farm::run(&site, Some(std::slice::from_ref(&opts.env)), &farm_opts, &Ui::new(true))?;
 
     move_into_place(stage, &dir)?;
     ui.info(format!("demo: installation ready in {}", dir.display()));
