@@ -8,3 +8,13 @@
 pub mod config;
 pub mod error;
 pub mod probe;
+pub mod container_env;
+pub mod exec;
+pub mod flags;
+pub mod invocation;
+pub mod mounts;
+pub mod pbs;
+pub mod plan;
+pub mod quote;
+pub mod runtime;
+pub mod vars;

@@ -81,8 +81,22 @@ impl Probe for OsProbe {
         use std::io::Read;
         let mut file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-        file.read_to_end(&mut bytes)?;
+        // Sized from the fstat above and read by hand: `read_to_end` would
+        // fstat and lseek again (L23 counts every call).
+        let mut bytes = vec![0u8; meta.len() as usize + 1];
+        let mut filled = 0;
+        loop {
+            if filled == bytes.len() {
+                bytes.resize(bytes.len() * 2, 0);
+            }
+            match file.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
         Ok((bytes, to_stat(&meta)))
     }
 

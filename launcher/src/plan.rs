@@ -1,0 +1,695 @@
+//! The heart of the launcher: a pure decision of what to exec.
+//!
+//! `plan` takes how we were invoked, the environment variables and a
+//! file-system `Probe`, and returns a `Plan`. It never execs, forks or
+//! writes; `exec::perform` is the one place that acts on a plan. That split
+//! makes every rule testable without exec and gives `--dry-run` for free.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Builtin, CommandConfig, Config, EnvFacts, OverlaySet, CONFIG_FILE_NAME, ENV_FILE_NAME};
+use crate::container_env::{prepend_path, PathRequest};
+use crate::error::LaunchError;
+use crate::flags::{parse_direct, DirectCall, USAGE};
+use crate::invocation::{invoked_path, resolve, resolve_env_alias, search_path, EnvLink, Invocation};
+use crate::mounts::{bind_list, overlays, own_image, OverlayRequest};
+use crate::pbs;
+use crate::probe::{FileStat, Probe};
+use crate::quote::{assignment, quote};
+use crate::runtime::{find_runtime, flavour};
+use crate::vars::Vars;
+
+/// Re-entries of the runtime tolerated before L21 stops the chain.
+pub const MAX_DEPTH: u32 = 3;
+/// The L21 counter, passed through the runtime in the host environment.
+pub const DEPTH_VAR: &str = "LAUNCHER_DEPTH";
+
+/// A process image to replace ourselves with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecPlan {
+    /// The file to `execve`.
+    pub program: PathBuf,
+    /// Full argv, `argv[0]` included.
+    pub argv: Vec<OsString>,
+    /// Variables set on top of the inherited environment, in this order.
+    pub set_env: Vec<(OsString, OsString)>,
+    /// Variables removed from the inherited environment.
+    pub unset_env: Vec<OsString>,
+}
+
+impl ExecPlan {
+    fn new(program: PathBuf, argv: Vec<OsString>) -> ExecPlan {
+        ExecPlan {
+            program,
+            argv,
+            set_env: Vec::new(),
+            unset_env: Vec::new(),
+        }
+    }
+
+    fn set(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
+        let name = name.into();
+        self.set_env.retain(|(n, _)| *n != name);
+        self.set_env.push((name, value.into()));
+    }
+
+    /// The value this plan gives `name`, if it sets it.
+    pub fn env_value(&self, name: &str) -> Option<&OsStr> {
+        self.set_env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// A line that can be pasted into a shell: changed variables as
+    /// assignments, then the command. `argv[0]` is shown through `exec -a`
+    /// when it differs from the program path.
+    pub fn shell_line(&self) -> String {
+        let mut words: Vec<String> = Vec::new();
+        if !self.unset_env.is_empty() {
+            words.push("env".into());
+            for name in &self.unset_env {
+                words.push(format!("-u {}", quote(name)));
+            }
+        }
+        words.extend(self.set_env.iter().map(|(n, v)| assignment(n, v)));
+        let argv0_differs = self.argv.first().is_some_and(|a| Path::new(a) != self.program);
+        if argv0_differs && self.unset_env.is_empty() && self.set_env.is_empty() {
+            words.push(format!("exec -a {}", quote(&self.argv[0])));
+        }
+        words.push(quote(self.program.as_os_str()));
+        words.extend(self.argv.iter().skip(1).map(|a| quote(a)));
+        words.join(" ")
+    }
+}
+
+/// What the launcher decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Replace the process (the normal case).
+    Exec(ExecPlan),
+    /// Print text and exit: `--help`, `--version`, usage.
+    Show { text: String, stderr: bool, exit: i32 },
+}
+
+/// A plan plus how to carry it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    /// `--dry-run` or `LAUNCHER_DRY_RUN=1`: print the command, exit 0.
+    pub dry_run: bool,
+    /// `LAUNCHER_DEBUG=1`: the decisions made, in order.
+    pub notes: Option<Vec<String>>,
+}
+
+/// Truthy: set, non-empty and not `0`.
+fn truthy(vars: &Vars, name: &str) -> bool {
+    vars.get(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Decide what to exec (L1–L22).
+pub fn plan(inv: &Invocation, vars: &Vars, probe: &dyn Probe) -> Result<Plan, LaunchError> {
+    let debug = truthy(vars, "LAUNCHER_DEBUG") || vars.is_set("CMS_CONDA_DEBUG_SCRIPTS");
+    let mut planner = Planner {
+        vars,
+        probe,
+        notes: debug.then(Vec::new),
+        launcher_stat: None,
+    };
+    let mut dry_run = truthy(vars, "LAUNCHER_DRY_RUN");
+    let action = planner.decide(inv, &mut dry_run)?;
+    Ok(Plan {
+        action,
+        dry_run,
+        notes: planner.notes,
+    })
+}
+
+/// How the command was asked for.
+enum Mode {
+    /// Through a link `<env>.d/bin/<command>` (L2).
+    Command { link: EnvLink, args: Vec<OsString> },
+    /// The launcher by its own name, command in the arguments (L3).
+    Direct { link: Option<EnvLink>, call: DirectCall },
+}
+
+/// Everything known about the launch once the mode is settled.
+struct Launch<'a> {
+    config: &'a Config,
+    env: String,
+    scripts_dir: PathBuf,
+    /// The link we came through, when there was one.
+    link: Option<EnvLink>,
+    /// What the final program (or the runtime, outside) is told to run.
+    command: OsString,
+    args: Vec<OsString>,
+    direct: Option<DirectCall>,
+    invoked: PathBuf,
+    launcher: PathBuf,
+}
+
+impl Launch<'_> {
+    fn command_config(&self) -> Option<&CommandConfig> {
+        self.command.to_str().and_then(|c| self.config.commands.get(c))
+    }
+
+    fn env_dir(&self) -> PathBuf {
+        self.scripts_dir.join(format!("{}.d", self.env))
+    }
+
+    /// `<scripts>/<env>.d/bin/launcher`: what remote callbacks run.
+    fn env_launcher(&self) -> PathBuf {
+        self.env_dir().join("bin").join(&self.config.launcher_name)
+    }
+
+    fn real_bin(&self) -> PathBuf {
+        self.config.container.prefix.join(&self.env).join("bin")
+    }
+
+    fn flags(&self) -> Option<&crate::flags::DirectFlags> {
+        self.direct.as_ref().map(|d| &d.flags)
+    }
+
+    /// `PATH` for lookups: `--path`, else the environment's.
+    fn path_var<'v>(&'v self, vars: &'v Vars) -> Option<&'v OsStr> {
+        self.flags()
+            .and_then(|f| f.path.as_deref())
+            .or_else(|| vars.get("PATH"))
+    }
+}
+
+struct Planner<'a> {
+    vars: &'a Vars,
+    probe: &'a dyn Probe,
+    notes: Option<Vec<String>>,
+    launcher_stat: Option<Option<FileStat>>,
+}
+
+impl Planner<'_> {
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if let Some(notes) = &mut self.notes {
+            notes.push(text());
+        }
+    }
+
+    fn decide(&mut self, inv: &Invocation, dry_run: &mut bool) -> Result<Action, LaunchError> {
+        let invoked = invoked_path(inv, self.vars, self.probe).ok_or_else(|| LaunchError::NoEnvironment {
+            path: PathBuf::from("(no argv[0] and no AT_EXECFN)"),
+            why: "the process was started without a name".into(),
+        })?;
+        let resolved = resolve(invoked, self.probe);
+        self.note(|| format!("invoked as {}", resolved.invoked.display()));
+        let config = self.load_config(&resolved.launcher)?;
+
+        let args: Vec<OsString> = inv.argv.iter().skip(1).cloned().collect();
+        let launcher_name = OsStr::new(&config.launcher_name);
+        let mode = match resolved.env_link {
+            Some(link) if link.command != launcher_name => Mode::Command { link, args },
+            Some(link) => Mode::Direct {
+                link: Some(link),
+                call: parse_direct(&args)?,
+            },
+            // Only the launcher's own name means a top-level direct call: a
+            // stray link `python3 -> launcher` outside an env dir is an error.
+            None if resolved.invoked.file_name() == Some(launcher_name) => {
+                Mode::Direct {
+                    link: None,
+                    call: parse_direct(&args)?,
+                }
+            }
+            None => {
+                return Err(LaunchError::NoEnvironment {
+                    path: resolved.invoked.clone(),
+                    why: "no link in a '<env>.d/bin' directory on its symlink chain".into(),
+                })
+            }
+        };
+
+        let launch = match mode {
+            Mode::Command { link, args } => {
+                self.note(|| format!("command mode: env {} command {}", link.env, link.command.to_string_lossy()));
+                Launch {
+                    config: &config,
+                    env: link.env.clone(),
+                    scripts_dir: link.scripts_dir.clone(),
+                    command: link.command.clone(),
+                    link: Some(link),
+                    args,
+                    direct: None,
+                    invoked: resolved.invoked.clone(),
+                    launcher: resolved.launcher.clone(),
+                }
+            }
+            Mode::Direct { link, call } => {
+                if call.flags.help {
+                    return Ok(Action::Show { text: USAGE.into(), stderr: false, exit: 0 });
+                }
+                if call.flags.version {
+                    return Ok(Action::Show {
+                        text: format!("launcher {}", env!("CARGO_PKG_VERSION")),
+                        stderr: false,
+                        exit: 0,
+                    });
+                }
+                *dry_run |= call.flags.dry_run;
+                let Some(command) = call.command.clone() else {
+                    return Ok(Action::Show { text: USAGE.into(), stderr: true, exit: crate::error::EXIT_USAGE });
+                };
+                let scripts_dir = match &link {
+                    Some(link) => link.scripts_dir.clone(),
+                    None => resolved.launcher.parent().map(Path::to_path_buf).unwrap_or_default(),
+                };
+                let env = match (&call.flags.env, &link, &config.default_env) {
+                    (Some(name), _, _) => self.env_from_name(&scripts_dir, name),
+                    (None, Some(link), _) => link.env.clone(),
+                    (None, None, Some(name)) => self.env_from_name(&scripts_dir, name),
+                    (None, None, None) => {
+                        return Err(LaunchError::Usage(format!(
+                            "no environment: pass --env NAME or set default_env in {}",
+                            CONFIG_FILE_NAME
+                        )))
+                    }
+                };
+                self.note(|| format!("direct mode: env {env} command {}", command.to_string_lossy()));
+                Launch {
+                    config: &config,
+                    env,
+                    scripts_dir,
+                    link,
+                    command,
+                    args: call.args.clone(),
+                    direct: Some(call),
+                    invoked: resolved.invoked.clone(),
+                    launcher: resolved.launcher.clone(),
+                }
+            }
+        };
+        self.dispatch(&launch)
+    }
+
+    /// An env named by `--env` or `default_env`, aliases resolved.
+    fn env_from_name(&self, scripts_dir: &Path, name: &str) -> String {
+        resolve_env_alias(&scripts_dir.join(format!("{name}.d")), self.probe).unwrap_or_else(|| name.to_string())
+    }
+
+    /// L19: `LAUNCHER_CONFIG`, else `launcher.toml` beside the launcher.
+    fn load_config(&mut self, launcher: &Path) -> Result<Config, LaunchError> {
+        let path = match self.vars.get("LAUNCHER_CONFIG").filter(|p| !p.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => launcher.parent().unwrap_or(Path::new("/")).join(CONFIG_FILE_NAME),
+        };
+        self.note(|| format!("config {}", path.display()));
+        let text = self.read_trusted(&path, "config")?;
+        Config::parse(&text, &path)
+    }
+
+    /// Read a file the launcher acts on, refusing it when others could have
+    /// written it (L19).
+    fn read_trusted(&self, path: &Path, what: &'static str) -> Result<Vec<u8>, LaunchError> {
+        let (bytes, stat) = self.probe.read_file(path).map_err(|e| LaunchError::Unreadable {
+            what,
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.check_trusted(path, &stat, what)?;
+        Ok(bytes)
+    }
+
+    fn check_trusted(&self, path: &Path, stat: &FileStat, what: &'static str) -> Result<(), LaunchError> {
+        if stat.world_writable() {
+            return Err(LaunchError::Insecure {
+                what,
+                path: path.to_path_buf(),
+                why: "it is writable by others".into(),
+            });
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Ok(dir_stat) = self.probe.stat(dir) {
+            if dir_stat.world_writable() && !dir_stat.sticky() {
+                return Err(LaunchError::Insecure {
+                    what,
+                    path: path.to_path_buf(),
+                    why: format!("its directory {} is writable by others (no sticky bit)", dir.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The launcher binary's identity, to recognise launcher links (L7, L8, L21).
+    fn launcher_stat(&mut self, launcher: &Path) -> Option<FileStat> {
+        if self.launcher_stat.is_none() {
+            self.launcher_stat = Some(self.probe.stat(launcher).ok());
+        }
+        self.launcher_stat.unwrap()
+    }
+
+    fn dispatch(&mut self, launch: &Launch) -> Result<Action, LaunchError> {
+        let inside = self.probe.stat(&launch.config.container.marker).is_ok();
+        self.note(|| {
+            format!(
+                "{} the container (marker {})",
+                if inside { "inside" } else { "outside" },
+                launch.config.container.marker.display()
+            )
+        });
+        let command_config = launch.command_config();
+        if command_config.and_then(|c| c.builtin) == Some(Builtin::PbsTmrsh) {
+            return self.pbs_tmrsh(launch, inside).map(Action::Exec);
+        }
+        if command_config.is_some_and(|c| c.host) {
+            return self.host_command(launch).map(Action::Exec);
+        }
+        if inside {
+            return match launch.direct {
+                None => self.inside_command(launch),
+                Some(_) => self.inside_direct(launch),
+            }
+            .map(Action::Exec);
+        }
+        if launch.direct.is_none() {
+            if let Some(script) = self.override_script(launch)? {
+                return self.script_plan(launch, script).map(Action::Exec);
+            }
+        }
+        self.runtime_plan(launch).map(Action::Exec)
+    }
+
+    /// L6: exec `<prefix>/<env>/bin/<command>` with argv[0] = the invoked path.
+    fn inside_command(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
+        let target = launch.real_bin().join(&launch.command);
+        let stat = self.probe.stat(&target).map_err(|_| LaunchError::CommandNotFound {
+            command: launch.command.to_string_lossy().into_owned(),
+            place: format!(" in {}", launch.real_bin().display()),
+        })?;
+        if !stat.is_executable_file() {
+            return Err(LaunchError::NotExecutable {
+                path: target,
+                reason: "not an executable file".into(),
+            });
+        }
+        if self.launcher_stat(&launch.launcher).is_some_and(|l| l.same_file(&stat)) {
+            return Err(LaunchError::SelfExec { path: target });
+        }
+        let mut argv = vec![launch.invoked.clone().into_os_string()];
+        argv.extend(launch.args.iter().cloned());
+        let mut plan = ExecPlan::new(target, argv);
+        plan.unset_env.push(DEPTH_VAR.into());
+        self.note(|| format!("inside: exec {}", plan.program.display()));
+        Ok(plan)
+    }
+
+    /// L7: the command from `PATH`, skipping launcher links.
+    fn inside_direct(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
+        let program = self.lookup_not_launcher(launch)?;
+        let mut argv = vec![launch.command.clone()];
+        argv.extend(launch.args.iter().cloned());
+        let mut plan = ExecPlan::new(program, argv);
+        plan.unset_env.push(DEPTH_VAR.into());
+        Ok(plan)
+    }
+
+    /// L8: a host command, on either side: the first of that name on `PATH`
+    /// that is not a launcher link.
+    fn host_command(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
+        let program = self.lookup_not_launcher(launch)?;
+        self.note(|| format!("host command: exec {}", program.display()));
+        let mut argv = vec![launch.command.clone()];
+        argv.extend(launch.args.iter().cloned());
+        let mut plan = ExecPlan::new(program, argv);
+        plan.unset_env.push(DEPTH_VAR.into());
+        Ok(plan)
+    }
+
+    /// Find `launch.command` on `PATH`, skipping every launcher link; a name
+    /// with a `/` is taken as it is.
+    fn lookup_not_launcher(&mut self, launch: &Launch) -> Result<PathBuf, LaunchError> {
+        let command = &launch.command;
+        if command.as_bytes().contains(&b'/') {
+            let path = PathBuf::from(command);
+            return match self.probe.stat(&path) {
+                Ok(s) if s.is_executable_file() => Ok(path),
+                Ok(_) => Err(LaunchError::NotExecutable { path, reason: "not an executable file".into() }),
+                Err(_) => Err(LaunchError::CommandNotFound {
+                    command: command.to_string_lossy().into_owned(),
+                    place: String::new(),
+                }),
+            };
+        }
+        let launcher = self.launcher_stat(&launch.launcher);
+        let path_var = launch.path_var(self.vars);
+        search_path(command, path_var, self.probe, |s| !launcher.is_some_and(|l| l.same_file(s))).ok_or_else(|| {
+            LaunchError::CommandNotFound {
+                command: command.to_string_lossy().into_owned(),
+                place: " on PATH (launcher links skipped)".into(),
+            }
+        })
+    }
+
+    /// L15: a configured `script`, or an executable compat
+    /// `<env>.d/overrides/NAME.sh` / `<scripts>/overrides/NAME.sh`.
+    fn override_script(&mut self, launch: &Launch) -> Result<Option<PathBuf>, LaunchError> {
+        if let Some(script) = launch.command_config().and_then(|c| c.script.clone()) {
+            let stat = self.probe.stat(&script).map_err(|_| LaunchError::CommandNotFound {
+                command: script.display().to_string(),
+                place: " (override script)".into(),
+            })?;
+            if !stat.is_executable_file() {
+                return Err(LaunchError::NotExecutable { path: script, reason: "override script is not executable".into() });
+            }
+            self.check_trusted(&script, &stat, "override script")?;
+            return Ok(Some(script));
+        }
+        let mut name = launch.command.clone();
+        name.push(".sh");
+        for dir in [launch.env_dir().join("overrides"), launch.scripts_dir.join("overrides")] {
+            let candidate = dir.join(&name);
+            if let Ok(stat) = self.probe.stat(&candidate) {
+                if stat.is_executable_file() {
+                    self.check_trusted(&candidate, &stat, "override script")?;
+                    return Ok(Some(candidate));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The incoming L21 counter, refusing to go deeper than `MAX_DEPTH`.
+    fn next_depth(&self) -> Result<u32, LaunchError> {
+        let depth = self
+            .vars
+            .get(DEPTH_VAR)
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        if depth >= MAX_DEPTH {
+            return Err(LaunchError::Recursion { depth });
+        }
+        Ok(depth + 1)
+    }
+
+    fn envs_dir<'c>(&self, config: &'c Config) -> Result<&'c Path, LaunchError> {
+        config.container.envs_dir.as_deref().ok_or_else(|| LaunchError::MissingSetting {
+            key: "container.envs_dir",
+            config: PathBuf::from(CONFIG_FILE_NAME),
+        })
+    }
+
+    /// L15: exec the override script with the original arguments and
+    /// `LAUNCHER_*` variables, so it can call the launcher back.
+    fn script_plan(&mut self, launch: &Launch, script: PathBuf) -> Result<ExecPlan, LaunchError> {
+        let depth = self.next_depth()?;
+        self.note(|| format!("override script {}", script.display()));
+        let mut argv = vec![script.clone().into_os_string()];
+        argv.extend(launch.args.iter().cloned());
+        let mut plan = ExecPlan::new(script, argv);
+        plan.set("LAUNCHER_ENV", &launch.env);
+        plan.set("LAUNCHER_COMMAND", &launch.command);
+        plan.set("LAUNCHER_BIN", launch.env_launcher());
+        plan.set("LAUNCHER_SCRIPTS", &launch.scripts_dir);
+        plan.set("LAUNCHER_INVOKED", &launch.invoked);
+        if let Some(envs_dir) = &launch.config.container.envs_dir {
+            plan.set("LAUNCHER_IMAGE", own_image(envs_dir, &launch.env));
+        }
+        plan.set(DEPTH_VAR, depth.to_string());
+        Ok(plan)
+    }
+
+    /// L16: rewrite a `pbs_tmrsh` call so the remote side re-enters the
+    /// same container, then exec the real `pbs_tmrsh`.
+    fn pbs_tmrsh(&mut self, launch: &Launch, inside: bool) -> Result<ExecPlan, LaunchError> {
+        let program = self.lookup_not_launcher(launch)?;
+        let mut argv = vec![launch.command.clone()];
+        match pbs::parse(&launch.args) {
+            Some(call) => {
+                let runtime = find_runtime(
+                    launch.flags().and_then(|f| f.runtime.as_deref()),
+                    launch.config.runtime.path.as_deref(),
+                    launch.path_var(self.vars),
+                    self.probe,
+                )
+                .ok();
+                if runtime.is_none() && !inside {
+                    self.note(|| "pbs_tmrsh: no runtime found; the remote launcher will look for one".into());
+                }
+                let env_launcher = launch.env_launcher();
+                let overlay_path = launch
+                    .flags()
+                    .and_then(|f| f.overlay_path.clone())
+                    .or_else(|| self.vars.get("CONTAINER_OVERLAY_PATH").map(OsStr::to_os_string))
+                    .unwrap_or_default();
+                let remote = pbs::Remote {
+                    launcher: &env_launcher,
+                    runtime: runtime.as_deref(),
+                    overlay_path: &overlay_path,
+                    path: launch.path_var(self.vars),
+                };
+                argv.extend(pbs::remote_args(&call, &remote));
+            }
+            None => {
+                self.note(|| "pbs_tmrsh: arguments not understood; passed through unchanged".into());
+                argv.extend(launch.args.iter().cloned());
+            }
+        }
+        let mut plan = ExecPlan::new(program, argv);
+        plan.unset_env.push(DEPTH_VAR.into());
+        Ok(plan)
+    }
+
+    /// L9–L14: `RUNTIME [flags] exec [--bind LIST] --overlay=… IMAGE CMD ARGS…`.
+    fn runtime_plan(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
+        let config = launch.config;
+        let flags = launch.flags();
+        let depth = self.next_depth()?;
+        let path_var = launch.path_var(self.vars);
+        let runtime = find_runtime(
+            flags.and_then(|f| f.runtime.as_deref()),
+            config.runtime.path.as_deref(),
+            path_var,
+            self.probe,
+        )?;
+        let flavour = flavour(config.runtime.flavour, &runtime, self.probe);
+        self.note(|| format!("runtime {} ({:?})", runtime.display(), flavour));
+        let image = config.runtime.image.as_deref().ok_or_else(|| LaunchError::MissingSetting {
+            key: "runtime.image",
+            config: PathBuf::from(CONFIG_FILE_NAME),
+        })?;
+        if self.probe.stat(image).is_err() {
+            return Err(LaunchError::MissingBaseImage { path: image.to_path_buf() });
+        }
+        let envs_dir = self.envs_dir(config)?;
+        let own = own_image(envs_dir, &launch.env);
+        let command_config = launch.command_config();
+        let all = command_config.and_then(|c| c.overlays) == Some(OverlaySet::All);
+        let user_list = match flags.and_then(|f| f.overlay_path.as_deref()) {
+            Some(list) => Some(list),
+            None => self.vars.get("CONTAINER_OVERLAY_PATH"),
+        };
+        let images = overlays(
+            &OverlayRequest {
+                user_list,
+                own: &own,
+                skip_own: flags.is_some_and(|f| f.no_default_overlay),
+                all_from: all.then_some(envs_dir),
+            },
+            self.probe,
+        )?;
+        self.note(|| format!("overlays {images:?}"));
+
+        let mut argv: Vec<OsString> = vec![runtime.clone().into_os_string()];
+        argv.extend(config.runtime.flags.iter().map(OsString::from));
+        argv.push("exec".into());
+        if let Some(binds) = bind_list(&config.container.binds, self.probe) {
+            argv.push("--bind".into());
+            argv.push(binds);
+        }
+        for overlay in &images {
+            let mut arg = OsString::from("--overlay=");
+            arg.push(overlay);
+            argv.push(arg);
+        }
+        argv.push(image.into());
+        match launch.direct {
+            // The runtime starts the link again inside, which takes L6.
+            None => argv.push(launch.invoked.clone().into()),
+            Some(_) => argv.push(launch.command.clone()),
+        }
+        argv.extend(launch.args.iter().cloned());
+
+        let mut plan = ExecPlan::new(runtime.clone(), argv);
+        let prefix = flavour.env_prefix();
+        let set_unless_user = |plan: &mut ExecPlan, vars: &Vars, name: &str, value: OsString| {
+            let full = format!("{prefix}{name}");
+            if !vars.contains(&full) {
+                plan.set(full, value);
+            }
+        };
+        // L13 PREPEND_PATH.
+        let existing: Vec<&OsStr> = ["APPTAINERENV_PREPEND_PATH", "SINGULARITYENV_PREPEND_PATH"]
+            .iter()
+            .filter_map(|n| self.vars.get(n))
+            .collect();
+        let real_bin = launch.real_bin();
+        let runtime_dir = runtime.parent();
+        let prepend = {
+            let probe = self.probe;
+            prepend_path(
+                &PathRequest { existing: &existing, path: path_var, runtime_dir, real_bin: &real_bin },
+                |entry| is_env_scripts_bin(entry, launch, probe),
+            )
+        };
+        plan.set(format!("{prefix}PREPEND_PATH"), prepend);
+        if let Some(ld) = self.vars.get("LD_LIBRARY_PATH") {
+            set_unless_user(&mut plan, self.vars, "LD_LIBRARY_PATH", ld.to_os_string());
+        }
+        let facts_path = launch.env_dir().join(ENV_FILE_NAME);
+        if let Some(facts) = self.env_facts(&facts_path)? {
+            for (name, value) in facts.env {
+                set_unless_user(&mut plan, self.vars, &name, value.into());
+            }
+        }
+        for (name, value) in &config.container.env {
+            set_unless_user(&mut plan, self.vars, name, value.into());
+        }
+        set_unless_user(&mut plan, self.vars, "CONDA_BASE", envs_dir.join(&launch.env).into());
+        if let Some(c) = command_config {
+            for (name, value) in &c.env {
+                plan.set(name.as_str(), value.as_str());
+            }
+        }
+        plan.set(DEPTH_VAR, depth.to_string());
+        Ok(plan)
+    }
+
+    /// `<env>.d/env.toml` when present (absent is normal: no activation vars).
+    fn env_facts(&self, path: &Path) -> Result<Option<EnvFacts>, LaunchError> {
+        match self.probe.read_file(path) {
+            Ok((bytes, stat)) => {
+                self.check_trusted(path, &stat, "env.toml")?;
+                EnvFacts::parse(&bytes, path).map(Some)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LaunchError::Unreadable { what: "env.toml", path: path.to_path_buf(), reason: e.to_string() }),
+        }
+    }
+}
+
+/// Is `entry` (a `PATH` entry) this env's scripts bin in any alias spelling?
+/// Only entries of the form `<scripts>/<X>.d/bin` cost a `readlink`.
+fn is_env_scripts_bin(entry: &Path, launch: &Launch, probe: &dyn Probe) -> bool {
+    if launch.link.as_ref().is_some_and(|l| l.bin_dir == entry) || entry == launch.env_dir().join("bin") {
+        return true;
+    }
+    let (Some(name), Some(env_dir)) = (entry.file_name(), entry.parent()) else { return false };
+    if name != "bin" || env_dir.parent() != Some(launch.scripts_dir.as_path()) {
+        return false;
+    }
+    env_dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".d"))
+        && resolve_env_alias(env_dir, probe).as_deref() == Some(launch.env.as_str())
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

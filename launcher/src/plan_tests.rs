@@ -1,0 +1,521 @@
+//! Table-style tests of the planner, one or more per L-rule, on real
+//! temporary scripts trees (the planner never execs, so nothing runs).
+
+use super::*;
+use crate::probe::OsProbe;
+use std::cell::RefCell;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+fn exe(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl Fixture {
+    /// scripts/{launcher,launcher.toml}, scripts/e-1.d/bin/{python3,launcher,ssh,pbs_tmrsh},
+    /// scripts/e.d -> e-1.d, envs/{e-1,other}.sqsh, base.sif, rt/apptainer,
+    /// rt/singularity -> apptainer, host/{ssh,pbs_tmrsh}, opt/conda/e-1/bin/python3.
+    fn new(extra_config: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let fx = Fixture { dir };
+        let s = fx.p("scripts");
+        exe(&s.join("launcher"));
+        std::fs::create_dir_all(s.join("e-1.d/bin")).unwrap();
+        for cmd in ["python3", "launcher", "ssh", "pbs_tmrsh", "qsub"] {
+            symlink("../../launcher", s.join("e-1.d/bin").join(cmd)).unwrap();
+        }
+        symlink("e-1.d", s.join("e.d")).unwrap();
+        std::fs::create_dir_all(fx.p("envs")).unwrap();
+        std::fs::write(fx.p("envs/e-1.sqsh"), "").unwrap();
+        std::fs::write(fx.p("envs/other.sqsh"), "").unwrap();
+        std::fs::write(fx.p("base.sif"), "").unwrap();
+        exe(&fx.p("rt/apptainer"));
+        symlink("apptainer", fx.p("rt/singularity")).unwrap();
+        exe(&fx.p("host/ssh"));
+        exe(&fx.p("host/pbs_tmrsh"));
+        exe(&fx.p("opt/conda/e-1/bin/python3"));
+        std::fs::create_dir_all(fx.p("bindme")).unwrap();
+        fx.config(extra_config);
+        fx
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn config(&self, extra: &str) {
+        let text = format!(
+            "[runtime]\nimage = \"../base.sif\"\n\
+             [container]\nenvs_dir = \"../envs\"\nmarker = \"../marker\"\nprefix = \"{}\"\n\
+             binds = [\"../bindme\", \"/nonexistent-bind\"]\n{extra}",
+            self.p("opt/conda").display()
+        );
+        let path = self.p("scripts/launcher.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn go_inside(&self) {
+        std::fs::create_dir_all(self.p("marker")).unwrap();
+    }
+
+    fn path_var(&self) -> String {
+        format!("{}:{}:/usr/bin:/bin", self.p("rt").display(), self.p("host").display())
+    }
+
+    fn vars(&self, extra: &[(&str, &str)]) -> Vars {
+        let mut vars = Vars::from_pairs([("PATH", self.path_var())]);
+        for (k, v) in extra {
+            vars.set(*k, *v);
+        }
+        vars
+    }
+
+    fn plan(&self, argv: &[&str], vars: &Vars) -> Result<Plan, LaunchError> {
+        plan(&invocation(argv.iter().map(OsString::from).collect()), vars, &OsProbe)
+    }
+
+    fn exec(&self, argv: &[&str], vars: &Vars) -> ExecPlan {
+        match self.plan(argv, vars).unwrap().action {
+            Action::Exec(e) => e,
+            other => panic!("expected exec, got {other:?}"),
+        }
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).display().to_string()
+    }
+}
+
+fn invocation(argv: Vec<OsString>) -> Invocation {
+    Invocation { argv, at_execfn: None, cwd: Some(PathBuf::from("/")) }
+}
+
+fn strs(v: &[OsString]) -> Vec<String> {
+    v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn l14_command_mode_outside_builds_exact_runtime_command() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(&[&link, "-c", "print(1)"], &fx.vars(&[]));
+    assert_eq!(e.program, fx.p("rt/apptainer"));
+    assert_eq!(
+        strs(&e.argv),
+        vec![
+            fx.s("rt/apptainer"),
+            "-s".into(),
+            "exec".into(),
+            "--bind".into(),
+            fx.s("scripts/../bindme"),
+            format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh")),
+            fx.s("scripts/../base.sif"),
+            link.clone(),
+            "-c".into(),
+            "print(1)".into(),
+        ]
+    );
+    assert_eq!(e.env_value("LAUNCHER_DEPTH").unwrap(), "1");
+}
+
+#[test]
+fn l2_alias_and_venv_chain_name_the_real_env() {
+    let fx = Fixture::new("");
+    let venv = fx.p("venv/bin");
+    std::fs::create_dir_all(&venv).unwrap();
+    symlink(fx.p("scripts/e.d/bin/python3"), venv.join("python")).unwrap();
+    let e = fx.exec(&[&fx.s("venv/bin/python")], &fx.vars(&[]));
+    assert!(strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))));
+    assert_eq!(strs(&e.argv).last().unwrap(), &fx.s("venv/bin/python"), "CMD is the invoked path");
+}
+
+#[test]
+fn l1_shebang_uses_interpreter_path_not_script() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let inv = Invocation {
+        argv: vec![link.clone().into(), "/home/u/job.py".into()],
+        at_execfn: Some("/home/u/job.py".into()),
+        cwd: None,
+    };
+    let Action::Exec(e) = plan(&inv, &fx.vars(&[]), &OsProbe).unwrap().action else { panic!() };
+    let argv = strs(&e.argv);
+    assert_eq!(&argv[argv.len() - 2..], &[link, "/home/u/job.py".to_string()]);
+}
+
+#[test]
+fn l3_direct_mode_runs_bare_command_and_needs_one() {
+    let fx = Fixture::new("");
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/launcher"), "bash", "-l"], &fx.vars(&[]));
+    let argv = strs(&e.argv);
+    assert_eq!(&argv[argv.len() - 2..], &["bash".to_string(), "-l".to_string()]);
+    match fx.plan(&[&fx.s("scripts/e.d/bin/launcher")], &fx.vars(&[])).unwrap().action {
+        Action::Show { stderr: true, exit: 2, text } => assert!(text.starts_with("usage:")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn l3_top_level_launcher_takes_env_flag_or_default_env() {
+    let fx = Fixture::new("");
+    let top = fx.s("scripts/launcher");
+    let e = fx.exec(&[&top, "--env", "e", "bash"], &fx.vars(&[]));
+    assert!(strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))), "alias e resolved");
+    let err = fx.plan(&[&top, "bash"], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("--env"));
+    fx.config("");
+    std::fs::write(fx.p("scripts/launcher.toml"), format!("default_env = \"e\"\n{}", std::fs::read_to_string(fx.p("scripts/launcher.toml")).unwrap())).unwrap();
+    let e = fx.exec(&[&top, "bash"], &fx.vars(&[]));
+    assert!(strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))));
+}
+
+#[test]
+fn l4_flags_only_in_direct_mode_and_before_command() {
+    let fx = Fixture::new("");
+    // Command mode: the flag belongs to python3.
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3"), "--dry-run"], &fx.vars(&[]));
+    assert_eq!(strs(&e.argv).last().unwrap(), "--dry-run");
+    // Direct mode, legacy spelling.
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/launcher"), "--cms_singularity_overlay_path_override", "--cms_singularity_overlay_path", "/x.sqsh", "bash"],
+        &fx.vars(&[]),
+    );
+    let overlays: Vec<_> = strs(&e.argv).into_iter().filter(|a| a.starts_with("--overlay=")).collect();
+    assert_eq!(overlays, vec!["--overlay=/x.sqsh".to_string()]);
+}
+
+#[test]
+fn l5_marker_decides_inside() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let outside = fx.exec(&[&link], &fx.vars(&[("SINGULARITY_CONTAINER", "/leaked.sif")]));
+    assert_eq!(outside.program, fx.p("rt/apptainer"), "a leaked variable alone does not mean inside");
+    fx.go_inside();
+    let inside = fx.exec(&[&link], &fx.vars(&[]));
+    assert_eq!(inside.program, fx.p("opt/conda/e-1/bin/python3"));
+}
+
+#[test]
+fn l6_inside_execs_real_binary_with_invoked_argv0() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(&[&link, "a b"], &fx.vars(&[("LAUNCHER_DEPTH", "1")]));
+    assert_eq!(e.program, fx.p("opt/conda/e-1/bin/python3"));
+    assert_eq!(strs(&e.argv), vec![link, "a b".to_string()]);
+    assert_eq!(e.unset_env, vec![OsString::from("LAUNCHER_DEPTH")], "L21: counter removed for the program");
+}
+
+#[test]
+fn l7_inside_direct_skips_launcher_links_on_path() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    let path = format!("{}:{}", fx.s("scripts/e.d/bin"), fx.s("opt/conda/e-1/bin"));
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/launcher"), "python3", "-V"], &fx.vars(&[("PATH", &path)]));
+    assert_eq!(e.program, fx.p("opt/conda/e-1/bin/python3"));
+    assert_eq!(strs(&e.argv), vec!["python3", "-V"]);
+}
+
+#[test]
+fn l8_host_command_outside_and_inside() {
+    let fx = Fixture::new("[commands.ssh]\nhost = true\n");
+    let path = format!("{}:{}", fx.s("scripts/e.d/bin"), fx.path_var());
+    for inside in [false, true] {
+        if inside {
+            fx.go_inside();
+        }
+        let e = fx.exec(&[&fx.s("scripts/e.d/bin/ssh"), "node1", "hostname"], &fx.vars(&[("PATH", &path)]));
+        assert_eq!(e.program, fx.p("host/ssh"), "inside={inside}");
+        assert_eq!(strs(&e.argv), vec!["ssh", "node1", "hostname"]);
+    }
+}
+
+#[test]
+fn l9_no_runtime_is_exit_125_naming_where_it_looked() {
+    let fx = Fixture::new("");
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("PATH", "/nonexistent")])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("runtime.path"), "{err}");
+    assert!(err.hint().unwrap().contains("--runtime"));
+}
+
+#[test]
+fn l10_flavour_sets_prefix() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(&[&link], &fx.vars(&[]));
+    assert!(e.env_value("APPTAINERENV_PREPEND_PATH").is_some());
+    fx.config("");
+    let text = std::fs::read_to_string(fx.p("scripts/launcher.toml")).unwrap().replace("[runtime]\n", "[runtime]\nflavour = \"singularity\"\n");
+    std::fs::write(fx.p("scripts/launcher.toml"), text).unwrap();
+    let e = fx.exec(&[&link], &fx.vars(&[]));
+    assert!(e.env_value("SINGULARITYENV_PREPEND_PATH").is_some());
+    assert!(e.env_value("APPTAINERENV_PREPEND_PATH").is_none());
+}
+
+#[test]
+fn l11_overlay_path_merged_one_argument_each() {
+    let fx = Fixture::new("");
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("CONTAINER_OVERLAY_PATH", "/a.sqsh::/b c.sqsh")]));
+    let overlays: Vec<_> = strs(&e.argv).into_iter().filter(|a| a.starts_with("--overlay")).collect();
+    assert_eq!(
+        overlays,
+        vec![format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh")), "--overlay=/a.sqsh".into(), "--overlay=/b c.sqsh".into()]
+    );
+}
+
+#[test]
+fn l11_missing_own_image_is_125() {
+    let fx = Fixture::new("");
+    std::fs::remove_file(fx.p("envs/e-1.sqsh")).unwrap();
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("e-1.sqsh"), "{err}");
+}
+
+#[test]
+fn l12_no_bind_argument_when_no_bind_exists() {
+    let fx = Fixture::new("");
+    std::fs::remove_dir(fx.p("bindme")).unwrap();
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[]));
+    assert!(!strs(&e.argv).contains(&"--bind".to_string()));
+}
+
+#[test]
+fn l13_container_environment() {
+    let fx = Fixture::new("[container.env]\nPYTHONNOUSERSITE = \"x\"\n");
+    std::fs::write(fx.p("scripts/e-1.d/env.toml"), "[env]\nCONDA_PREFIX = \"/opt/conda/e-1\"\nPROJ_DATA = \"/opt/conda/e-1/share/proj\"\n").unwrap();
+    let path = format!("/home/u/bin:{}:{}", fx.s("scripts/e.d/bin"), fx.path_var());
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/python3")],
+        &fx.vars(&[("PATH", &path), ("LD_LIBRARY_PATH", "/apps/lib"), ("APPTAINERENV_PREPEND_PATH", "/first")]),
+    );
+    let real_bin = fx.s("opt/conda/e-1/bin");
+    assert_eq!(
+        e.env_value("APPTAINERENV_PREPEND_PATH").unwrap().to_str().unwrap(),
+        format!("/first:/home/u/bin:{real_bin}:{}", fx.s("host")),
+        "runtime dir and std dirs dropped, scripts bin replaced"
+    );
+    assert_eq!(e.env_value("APPTAINERENV_LD_LIBRARY_PATH").unwrap(), "/apps/lib");
+    assert_eq!(e.env_value("APPTAINERENV_PYTHONNOUSERSITE").unwrap(), "x");
+    assert_eq!(e.env_value("APPTAINERENV_CONDA_PREFIX").unwrap(), "/opt/conda/e-1");
+    assert_eq!(e.env_value("APPTAINERENV_PROJ_DATA").unwrap(), "/opt/conda/e-1/share/proj");
+    assert_eq!(e.env_value("APPTAINERENV_CONDA_BASE").unwrap().to_str().unwrap(), fx.s("scripts/../envs/e-1"));
+}
+
+#[test]
+fn l13_user_set_prefixed_variable_wins() {
+    let fx = Fixture::new("[container.env]\nPYTHONNOUSERSITE = \"x\"\n");
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("APPTAINERENV_PYTHONNOUSERSITE", "")]));
+    assert_eq!(e.env_value("APPTAINERENV_PYTHONNOUSERSITE"), None);
+}
+
+#[test]
+fn l15_per_command_env_and_overlays_all() {
+    let fx = Fixture::new("[commands.python3]\noverlays = \"all\"\nenv = { WRAPPER = \"ompi3\" }\n");
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[]));
+    let overlays: Vec<_> = strs(&e.argv).into_iter().filter(|a| a.starts_with("--overlay")).collect();
+    assert_eq!(
+        overlays,
+        vec![format!("--overlay={}", fx.s("scripts/../envs/other.sqsh")), format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))]
+    );
+    assert_eq!(e.env_value("WRAPPER").unwrap(), "ompi3");
+}
+
+#[test]
+fn l15_override_script_configured_and_compat() {
+    let fx = Fixture::new("[commands.qsub]\nscript = \"overrides/qsub-site\"\n");
+    exe(&fx.p("scripts/overrides/qsub-site"));
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/qsub"), "job.sh"], &fx.vars(&[]));
+    assert_eq!(e.program, fx.p("scripts/overrides/qsub-site"));
+    assert_eq!(strs(&e.argv)[1..], ["job.sh".to_string()]);
+    assert_eq!(e.env_value("LAUNCHER_BIN").unwrap().to_str().unwrap(), fx.s("scripts/e-1.d/bin/launcher"));
+    assert_eq!(e.env_value("LAUNCHER_COMMAND").unwrap(), "qsub");
+    assert_eq!(e.env_value("LAUNCHER_ENV").unwrap(), "e-1");
+    // Compat: <scripts>/overrides/NAME.sh, without config.
+    fx.config("");
+    exe(&fx.p("scripts/overrides/python3.sh"));
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[]));
+    assert_eq!(e.program, fx.p("scripts/overrides/python3.sh"));
+    // A direct call (the script calling back) never takes the override.
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/launcher"), "python3"], &fx.vars(&[]));
+    assert_eq!(e.program, fx.p("rt/apptainer"));
+}
+
+#[test]
+fn l16_pbs_tmrsh_rewrites_remote_command() {
+    let fx = Fixture::new("[commands.pbs_tmrsh]\nbuiltin = \"pbs_tmrsh\"\n");
+    let path = format!("{}:{}", fx.s("scripts/e.d/bin"), fx.path_var());
+    let vars = fx.vars(&[("PATH", &path), ("CONTAINER_OVERLAY_PATH", "/x.sqsh")]);
+    for user_args in [vec!["-l", "user"], vec!["-luser"]] {
+        let mut argv = vec![fx.s("scripts/e.d/bin/pbs_tmrsh")];
+        argv.extend(user_args.iter().map(|s| s.to_string()));
+        argv.extend(["node2".to_string(), "python3".into(), "-c".into(), "x".into()]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let e = fx.exec(&argv, &vars);
+        assert_eq!(e.program, fx.p("host/pbs_tmrsh"));
+        let env_launcher = fx.s("scripts/e-1.d/bin/launcher");
+        let mut want: Vec<String> = vec!["pbs_tmrsh".into()];
+        want.extend(user_args.iter().map(|s| s.to_string()));
+        want.extend([
+            "node2".into(), env_launcher.clone(), "--runtime".into(), fx.s("rt/apptainer"),
+            "--launcher".into(), env_launcher, "--overlay-path".into(), "/x.sqsh".into(),
+            "--path".into(), path.clone(), "--".into(), "python3".into(), "-c".into(), "x".into(),
+        ]);
+        assert_eq!(strs(&e.argv), want);
+    }
+}
+
+#[test]
+fn l17_dry_run_and_debug_notes() {
+    let fx = Fixture::new("");
+    let p = fx.plan(&[&fx.s("scripts/e.d/bin/launcher"), "--dry-run", "bash"], &fx.vars(&[])).unwrap();
+    assert!(p.dry_run && p.notes.is_none());
+    let p = fx.plan(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("LAUNCHER_DEBUG", "1"), ("LAUNCHER_DRY_RUN", "1")])).unwrap();
+    assert!(p.dry_run);
+    let notes = p.notes.unwrap().join("\n");
+    assert!(notes.contains("outside the container") && notes.contains("runtime"), "{notes}");
+    let p = fx.plan(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("CMS_CONDA_DEBUG_SCRIPTS", "1")])).unwrap();
+    assert!(p.notes.is_some(), "legacy debug variable");
+}
+
+#[test]
+fn l18_inside_missing_and_non_executable_commands() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    symlink("../../launcher", fx.p("scripts/e-1.d/bin/nosuch")).unwrap();
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/nosuch")], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 127);
+    std::fs::write(fx.p("opt/conda/e-1/bin/data"), "").unwrap();
+    symlink("../../launcher", fx.p("scripts/e-1.d/bin/data")).unwrap();
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/data")], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 126);
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/launcher"), "no-such-cmd"], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 127);
+}
+
+#[test]
+fn l19_world_writable_config_and_directory_refused() {
+    let fx = Fixture::new("");
+    let cfg = fx.p("scripts/launcher.toml");
+    let link = fx.s("scripts/e.d/bin/python3");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("writable by others"), "{err}");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(fx.p("scripts"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert!(err.to_string().contains("directory"), "{err}");
+    std::fs::set_permissions(fx.p("scripts"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(fx.plan(&[&link], &fx.vars(&[])).is_ok(), "sticky directory is fine");
+}
+
+#[test]
+fn l19_launcher_config_variable_and_missing_config() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    std::fs::rename(fx.p("scripts/launcher.toml"), fx.p("elsewhere.toml")).unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("launcher.toml"), "{err}");
+    // Relative paths are now relative to the other file's directory.
+    let text = std::fs::read_to_string(fx.p("elsewhere.toml")).unwrap().replace("../", "");
+    std::fs::write(fx.p("elsewhere.toml"), text).unwrap();
+    let cfg = fx.s("elsewhere.toml");
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_CONFIG", &cfg)]));
+    assert_eq!(e.program, fx.p("rt/apptainer"));
+}
+
+#[test]
+fn l20_arguments_byte_for_byte() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    let weird = OsString::from_vec(vec![b'a', 0xff, b'\n', b'$', b'*', b'"', b'\'']);
+    let argv = vec![fx.p("scripts/e.d/bin/python3").into_os_string(), weird.clone(), OsString::new(), "x y".into()];
+    let Action::Exec(e) = plan(&invocation(argv.clone()), &fx.vars(&[]), &OsProbe).unwrap().action else { panic!() };
+    assert_eq!(e.argv[1..], argv[1..]);
+}
+
+#[test]
+fn l21_depth_limit_and_self_exec() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let err = fx.plan(&[&link], &fx.vars(&[("LAUNCHER_DEPTH", "3")])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("LAUNCHER_DEPTH"));
+    assert!(fx.plan(&[&link], &fx.vars(&[("LAUNCHER_DEPTH", "2")])).is_ok());
+    // Inside, a real binary that is itself a launcher link.
+    fx.go_inside();
+    std::fs::remove_file(fx.p("opt/conda/e-1/bin/python3")).unwrap();
+    symlink(fx.p("scripts/launcher"), fx.p("opt/conda/e-1/bin/python3")).unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("launcher link"), "{err}");
+}
+
+/// Counts every probe call, by kind.
+struct CountingProbe {
+    calls: RefCell<Vec<(String, PathBuf)>>,
+}
+
+impl CountingProbe {
+    fn record(&self, kind: &str, path: &Path) {
+        self.calls.borrow_mut().push((kind.to_string(), path.to_path_buf()));
+    }
+}
+
+impl Probe for CountingProbe {
+    fn read_link(&self, path: &Path) -> std::io::Result<PathBuf> {
+        self.record("readlink", path);
+        OsProbe.read_link(path)
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<FileStat> {
+        self.record("stat", path);
+        OsProbe.stat(path)
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<(Vec<u8>, FileStat)> {
+        self.record("read", path);
+        OsProbe.read_file(path)
+    }
+    fn readable(&self, path: &Path) -> bool {
+        self.record("access", path);
+        OsProbe.readable(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<OsString>> {
+        self.record("list", path);
+        OsProbe.list_dir(path)
+    }
+}
+
+#[test]
+fn l23_inside_hop_asks_few_questions_and_never_reads_env_toml() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    std::fs::write(fx.p("scripts/e-1.d/env.toml"), "[env]\nA = \"1\"\n").unwrap();
+    let probe = CountingProbe { calls: RefCell::new(Vec::new()) };
+    let inv = invocation(vec![fx.p("scripts/e.d/bin/python3").into()]);
+    plan(&inv, &fx.vars(&[]), &probe).unwrap();
+    let calls = probe.calls.borrow();
+    assert!(calls.len() <= 10, "{calls:?}");
+    assert!(!calls.iter().any(|(k, p)| k == "list" || p.ends_with("env.toml")), "{calls:?}");
+}
+
+#[test]
+fn l23_outside_hop_lists_envs_only_for_overlays_all() {
+    let fx = Fixture::new("");
+    let probe = CountingProbe { calls: RefCell::new(Vec::new()) };
+    let inv = invocation(vec![fx.p("scripts/e.d/bin/python3").into()]);
+    plan(&inv, &fx.vars(&[]), &probe).unwrap();
+    let calls = probe.calls.borrow();
+    assert!(!calls.iter().any(|(k, _)| k == "list"), "{calls:?}");
+    assert!(calls.len() <= 16, "{} calls: {calls:?}", calls.len());
+}
