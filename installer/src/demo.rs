@@ -43,8 +43,9 @@ const HOST_TOP_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx3
 const MOUNT_POINTS: [&str; 12] =
     ["proc", "sys", "dev", "tmp", "var/tmp", "home", "root", "run", "usr", "etc", "opt", "mnt"];
 /// The Python the demo runs through the launcher.
-pub const PYTHON_PROGRAM: &str =
-    "import sys; print('hello from', sys.prefix, '- python', sys.version.split()[0], '- run as', sys.executable)";
+pub const PYTHON_PROGRAM: &str = "import os, sys; print('hello from Python', sys.version.split()[0], \
+     'of env', os.environ.get('CONDA_PREFIX'), '-', 'inside' if os.path.exists('/.singularity.d') else 'outside', \
+     'the container; sys.executable =', sys.executable)";
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -433,18 +434,43 @@ fn run_command(dir: &Path, env: &str, kind: EnvKind, runtime: Option<&Path>, ui:
         .map(|a| shell_quote(&a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ");
+    let failed = |what: String| InstallError::Demo(what);
+    let cannot_run = |e: io::Error| failed(format!("cannot run {shown}: {}", io_reason(&e)));
     match runtime {
-        Some(rt) => ui.info(format!("demo: running, with the runtime {}:\n  {shown}", rt.display())),
-        None => ui.info(format!(
-            "demo: no container runtime found (neither apptainer nor singularity is on PATH), so\n\
-             demo: the launcher only prints the exact runtime command it would run (LAUNCHER_DRY_RUN=1) for:\n  {shown}"
-        )),
-    }
-    let status = command
-        .status()
-        .map_err(|e| InstallError::Demo(format!("cannot run {}: {}", command.get_program().to_string_lossy(), io_reason(&e))))?;
-    if !status.success() {
-        return Err(InstallError::Demo(format!("the command run through the launcher failed ({status})")));
+        Some(rt) => {
+            ui.info(format!("demo: running, with the runtime {}:\n  {shown}", rt.display()));
+            let status = command.status().map_err(cannot_run)?;
+            if !status.success() {
+                return Err(failed(format!("the command run through the launcher failed ({status})")));
+            }
+        }
+        None => {
+            ui.info(format!(
+                "demo: no container runtime found (neither apptainer nor singularity is on PATH), so the\n\
+                 demo: launcher only prints the exact runtime command it would run (LAUNCHER_DRY_RUN=1) for:\n  {shown}\n\
+                 demo: the launcher would run:"
+            ));
+            // The launcher wants an executable runtime even for a dry run:
+            // lend it a placeholder `apptainer` and show its bare name.
+            let placeholder = tempfile::Builder::new()
+                .prefix(".installer-demo-runtime-")
+                .tempdir()
+                .map_err(|e| failed(format!("cannot make a temporary directory: {}", io_reason(&e))))?;
+            let fake = placeholder.path().join(runtime::RUNTIME_NAMES[0]);
+            write_file(&fake, b"#!/bin/sh\necho 'no container runtime is installed' >&2\nexit 125\n", 0o755)?;
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![placeholder.path().to_path_buf()];
+            dirs.extend(std::env::split_paths(&path));
+            command.env("PATH", std::env::join_paths(dirs).map_err(|e| failed(e.to_string()))?);
+            let output = command.output().map_err(cannot_run)?;
+            let fake_text = fake.to_string_lossy().into_owned();
+            let tidy = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&fake_text, runtime::RUNTIME_NAMES[0]);
+            print!("{}", tidy(&output.stdout));
+            eprint!("{}", tidy(&output.stderr));
+            if !output.status.success() {
+                return Err(failed(format!("the launcher's dry run failed ({})", output.status)));
+            }
+        }
     }
     ui.info(format!(
         "demo: done. Try {}/scripts/{env}.d/bin/launcher bash, or `installer --scripts {}/scripts status`",
