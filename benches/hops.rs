@@ -224,7 +224,7 @@ fn census(program: &Path, path_var: &str, dir: &Path) -> Census {
     let mut execs = 0;
     for line in text.lines() {
         // "PID name(args) = ret" with -f; "name(args) = ret" without.
-        let body = line.split_once(' ').filter(|(pid, _)| pid.chars().all(|ch| ch.is_ascii_digit())).map_or(line, |(_, rest)| rest);
+        let body = line.split_once(' ').filter(|(pid, _)| pid.chars().all(|ch| ch.is_ascii_digit())).map_or(line, |(_, rest)| rest.trim_start());
         let Some(name) = body.split('(').next() else { continue };
         if name == "execve" {
             execs += 1;

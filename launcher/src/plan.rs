@@ -614,7 +614,14 @@ impl Planner<'_> {
         match launch.direct {
             // The runtime starts the link again inside, which takes L6.
             None => argv.push(launch.invoked.clone().into()),
-            Some(_) => argv.push(launch.command.clone()),
+            // Direct mode: the env's launcher link runs inside too (L7), so
+            // that it removes LAUNCHER_DEPTH before the program starts (L21)
+            // and looks the command up skipping launcher links.
+            Some(_) => {
+                argv.push(launch.env_launcher().into());
+                argv.push("--".into());
+                argv.push(launch.command.clone());
+            }
         }
         argv.extend(launch.args.iter().cloned());
 

@@ -1,0 +1,13 @@
+//! Support code shared by the end-to-end tests (tests/standin.rs,
+//! tests/e2e.rs): the prerequisites check and skip rule, the test images,
+//! the installed layout ("bed") and a process runner.
+//!
+//! Each test file includes it with `mod support;`. Not every test file uses
+//! every helper, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod bed;
+pub mod binaries;
+pub mod images;
+pub mod prereq;
+pub mod run;
