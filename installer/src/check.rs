@@ -1,0 +1,317 @@
+//! `installer check` (I10): looks at a live installation and lists every
+//! problem; the run fails (exit 1) when there is any. Warnings (things that
+//! may be fine on a given site) are listed but do not fail it.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use launcher::config::ENV_FILE_NAME;
+
+use crate::farm::desired_tree;
+use crate::image::EnvImage;
+use crate::runtime;
+use crate::site::{image_env_name, is_alias_link, Site};
+use crate::swap::{self, Live};
+use crate::tree::{Node, Tree};
+
+/// At most this many lines per kind of farm difference and env.
+const MAX_LISTED: usize = 10;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+    pub envs: Vec<String>,
+}
+
+impl Report {
+    fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(text.into());
+    }
+    fn warning(&mut self, text: impl Into<String>) {
+        self.warnings.push(text.into());
+    }
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Check the installation of `site`; `only` limits the per-env checks to
+/// those envs (all when empty).
+pub fn run(site: &Site, only: &[String]) -> Report {
+    let mut report = Report::default();
+    check_launcher(site, &mut report);
+    check_runtime(site, &mut report);
+    let envs = match envs_to_check(site, only, &mut report) {
+        Some(envs) => envs,
+        None => return report,
+    };
+    for env in &envs {
+        check_env(site, env, &mut report);
+    }
+    check_aliases(site, &mut report);
+    check_permissions(site, &envs, &mut report);
+    check_visibility(site, &mut report);
+    report.envs = envs;
+    report
+}
+
+fn check_launcher(site: &Site, report: &mut Report) {
+    let path = site.launcher_path();
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+        Ok(_) => report.problem(format!("launcher {} is not an executable file", path.display())),
+        Err(e) => report.problem(format!("launcher {}: {}", path.display(), crate::error::io_reason(&e))),
+    }
+}
+
+fn check_runtime(site: &Site, report: &mut Report) {
+    match runtime::find(&site.config) {
+        Ok(rt) => {
+            if rt.flavour.is_none() {
+                report.warning(format!(
+                    "runtime {}: cannot tell apptainer from singularity by its name; set runtime.flavour",
+                    rt.path.display()
+                ));
+            }
+        }
+        Err(why) => report.problem(format!("no container runtime: {why}")),
+    }
+    match &site.config.runtime.image {
+        None => report.problem(format!("runtime.image (the base image) is not set in {}", site.config_source.display())),
+        Some(image) if !image.exists() => {
+            report.problem(format!("base image {} (runtime.image) not found", image.display()))
+        }
+        Some(_) => {}
+    }
+}
+
+/// Every env with an image or a scripts tree (aliases excluded), or `only`.
+fn envs_to_check(site: &Site, only: &[String], report: &mut Report) -> Option<Vec<String>> {
+    if !only.is_empty() {
+        return Some(only.to_vec());
+    }
+    let mut envs = BTreeSet::new();
+    match site.envs_with_images() {
+        Ok(found) => envs.extend(found),
+        Err(e) => {
+            report.problem(e.to_string());
+            return None;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&site.scripts) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(env) = name.to_str().and_then(|n| n.strip_suffix(".d")) else { continue };
+            if crate::site::valid_env_name(env)
+                && !matches!(swap::inspect(&site.scripts, env), Ok(Live::Alias(_)))
+            {
+                envs.insert(env.to_string());
+            }
+        }
+    }
+    Some(envs.into_iter().collect())
+}
+
+fn check_env(site: &Site, env: &str, report: &mut Report) {
+    let env_dir = site.env_dir(env);
+    let image_path = match site.image_path(env) {
+        Ok(path) => path,
+        Err(e) => return report.problem(e.to_string()),
+    };
+    let image = match EnvImage::open(&image_path) {
+        Ok(image) => Some(image),
+        Err(e) => {
+            report.problem(format!("{env}: {e}"));
+            None
+        }
+    };
+    let live = match swap::inspect(&site.scripts, env) {
+        Ok(live) => live,
+        Err(e) => return report.problem(format!("{}: {}", env_dir.display(), crate::error::io_reason(&e))),
+    };
+    match live {
+        Live::Absent => {
+            return report.problem(format!("{env}: no scripts tree {}; run `installer farm {env}`", env_dir.display()))
+        }
+        Live::Foreign => return report.problem(format!("{}: not a directory", env_dir.display())),
+        Live::Alias(_) => return,
+        Live::Dir | Live::Versioned(_) => {}
+    }
+    let Some(image) = image else { return };
+    let desired = match desired_tree(site, env, &image) {
+        Ok((tree, _skipped)) => tree,
+        Err(e) => return report.problem(format!("{env}: {e}")),
+    };
+    let actual = match Tree::read(&env_dir) {
+        Ok(tree) => tree.unwrap_or_default(),
+        Err(e) => return report.problem(format!("{}: {}", env_dir.display(), crate::error::io_reason(&e))),
+    };
+    let diff = desired.diff(&actual);
+    let name = |p: &Path| Path::new(&format!("{env}.d")).join(p).display().to_string();
+    let listed = |report: &mut Report, paths: &[PathBuf], what: &dyn Fn(&Path) -> String| {
+        for path in paths.iter().take(MAX_LISTED) {
+            report.problem(what(path));
+        }
+        if paths.len() > MAX_LISTED {
+            report.problem(format!("{env}: … and {} more like the above", paths.len() - MAX_LISTED));
+        }
+    };
+    listed(report, &diff.missing, &|p| {
+        format!("{}: missing (the image has it; run `installer farm {env}`)", name(p))
+    });
+    listed(report, &diff.extra, &|p| format!("{}: stale (not in the image)", name(p)));
+    listed(report, &diff.changed, &|p| match (desired.get(p), actual.get(p)) {
+        (Some(Node::Link { target: want }), Some(Node::Link { target: have })) => format!(
+            "{}: points at {}, not the launcher ({})",
+            name(p),
+            have.display(),
+            want.display()
+        ),
+        (Some(Node::Dir { mode: want }), Some(Node::Dir { mode: have }))
+        | (Some(Node::File { mode: want, .. }), Some(Node::File { mode: have, .. }))
+            if want != have =>
+        {
+            format!("{}: mode {have:04o}, `installer farm` writes {want:04o}", name(p))
+        }
+        _ => format!("{}: differs from what `installer farm` writes", name(p)),
+    });
+}
+
+/// `<scripts>/X.d` and `<envs>/X.sqsh` aliases must resolve (I9).
+fn check_aliases(site: &Site, report: &mut Report) {
+    let mut candidates = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&site.scripts) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(env) = name.strip_suffix(".d") {
+                if matches!(swap::inspect(&site.scripts, env), Ok(Live::Alias(_))) {
+                    candidates.push(entry.path());
+                }
+            }
+        }
+    }
+    if let Ok(dir) = site.envs_dir() {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if image_env_name(&entry.file_name()).is_some() && is_alias_link(&entry.path()) {
+                    candidates.push(entry.path());
+                }
+            }
+        }
+    }
+    for alias in candidates {
+        if std::fs::metadata(&alias).is_err() {
+            let target = std::fs::read_link(&alias).unwrap_or_default();
+            report.problem(format!("alias {} -> {} does not resolve", alias.display(), target.display()));
+        }
+    }
+}
+
+/// L19: nothing the launcher reads may be writable by others, nor sit in a
+/// directory writable by others without the sticky bit.
+fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
+    let mut files = vec![site.config_path(), site.launcher_path()];
+    let mut dirs = vec![site.scripts.clone()];
+    for command in site.config.commands.values() {
+        files.extend(command.script.clone());
+    }
+    for dir in [site.overrides_dir()].into_iter().chain(envs.iter().map(|e| site.overrides_dir().join(e))) {
+        files.extend(visible_files(&dir));
+    }
+    for env in envs {
+        let env_dir = site.env_dir(env);
+        if !env_dir.exists() {
+            continue;
+        }
+        files.push(env_dir.join(ENV_FILE_NAME));
+        files.extend(visible_files(&env_dir.join("overrides")));
+        dirs.push(env_dir.join("bin"));
+    }
+    let mut seen = BTreeSet::new();
+    for file in files {
+        let Ok(real) = std::fs::canonicalize(&file) else { continue };
+        if !seen.insert(real.clone()) {
+            continue;
+        }
+        if world_writable(&real) {
+            report.problem(format!("{} is writable by others (L19): chmod o-w {}", file.display(), real.display()));
+        }
+        if let Some(parent) = real.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        let Ok(real) = std::fs::canonicalize(&dir) else { continue };
+        if !seen.insert(real.clone()) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&real) else { continue };
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            report.problem(format!(
+                "directory {} is writable by others without the sticky bit (L19): chmod o-w {}",
+                real.display(),
+                real.display()
+            ));
+        }
+    }
+}
+
+fn visible_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+fn world_writable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
+}
+
+/// Binds every Singularity/Apptainer installation makes by default.
+const DEFAULT_BINDS: [&str; 2] = ["/tmp", "/var/tmp"];
+
+/// L6: the scripts tree must be visible inside the container at the same
+/// path. Warn when no configured bind (nor a default one) covers it.
+fn check_visibility(site: &Site, report: &mut Report) {
+    let scripts = std::fs::canonicalize(&site.scripts).unwrap_or_else(|_| site.scripts.clone());
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let covered = site
+        .config
+        .container
+        .binds
+        .iter()
+        .cloned()
+        .chain(DEFAULT_BINDS.iter().map(PathBuf::from))
+        .chain(home)
+        .any(|bind| is_under(&scripts, &bind));
+    if !covered {
+        report.warning(format!(
+            "scripts tree {} is not under any container.binds entry (nor /tmp, /var/tmp, $HOME): \
+             unless the site's runtime config binds it, links run inside the container will not be found (L6)",
+            scripts.display()
+        ));
+    }
+}
+
+fn is_under(path: &Path, dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.components().all(|c| c != Component::ParentDir) && path.starts_with(&dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under() {
+        assert!(!is_under(Path::new("/g/data/x/scripts"), Path::new("/g/other")));
+        assert!(is_under(Path::new("/usr/share/x"), Path::new("/usr")));
+        assert!(!is_under(Path::new("/usrx/y"), Path::new("/usr")));
+    }
+}

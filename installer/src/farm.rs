@@ -1,0 +1,422 @@
+//! `installer farm` (I1–I4): the scripts tree of each env, built from the
+//! listing of `<prefix>/<env>/bin` inside its image.
+//!
+//! The run is: take the lock; install the launcher and `launcher.toml`;
+//! for every env, compute the desired `<env>.d` tree and compare it with the
+//! one on disk; swap in a new tree only where they differ; remove old trees
+//! after every swap (and a short grace, so that a path lookup that started
+//! in an old tree can finish).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use launcher::config::ENV_FILE_NAME;
+
+use crate::error::{InstallError, Result};
+use crate::image::{EntryKind, EnvImage};
+use crate::lock;
+use crate::site::{valid_env_name, Site};
+use crate::swap::{self, install_file, Live, Retired, Swapper};
+use crate::tree::{Diff, Node, Tree};
+use crate::ui::Ui;
+
+/// How long old trees stay after the swap before they are removed.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct FarmOptions {
+    /// Print each change instead of making it.
+    pub dry_run: bool,
+    /// Wait for the lock (else fail with `LockHeld`).
+    pub wait: bool,
+    /// The launcher binary to install; default: `launcher` beside the
+    /// installer's own executable.
+    pub launcher_source: Option<PathBuf>,
+    pub grace: Duration,
+}
+
+impl Default for FarmOptions {
+    fn default() -> Self {
+        FarmOptions {
+            dry_run: false,
+            wait: true,
+            launcher_source: None,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// What happened to one env's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already as desired: nothing touched.
+    Unchanged,
+    /// Created, or replaced because it differed.
+    Changed(Diff),
+}
+
+/// An image entry that gets no link, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub name: OsString,
+    pub why: &'static str,
+}
+
+/// Why `name` cannot become a link in `<env>.d/bin` (I1), if it cannot.
+pub fn link_name_problem(name: &OsStr, launcher_name: &str) -> Option<&'static str> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        Some("empty name")
+    } else if bytes.contains(&b'/') {
+        Some("name contains '/'")
+    } else if bytes[0] == b'.' {
+        Some("name starts with '.'")
+    } else if has_control(name) {
+        Some("name contains a control character")
+    } else if bytes == launcher_name.as_bytes() {
+        Some("conflicts with the launcher's own name")
+    } else {
+        None
+    }
+}
+
+fn has_control(name: &OsStr) -> bool {
+    match name.to_str() {
+        Some(text) => text.chars().any(char::is_control),
+        None => name.as_bytes().iter().any(|&b| b < 0x20 || b == 0x7f),
+    }
+}
+
+/// The tree `<env>.d` must be: links for the image's bin entries (those in
+/// `entries`), the configured extra commands and the launcher itself;
+/// override links; `env.toml`. Also returns the entries that were skipped.
+pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<(Tree, Vec<Skipped>)> {
+    let entries = image.bin_entries(&site.bin_in_image(env), env)?;
+    let launcher_name = site.config.launcher_name.as_str();
+    let link = Node::link(site.link_target());
+    let mut tree = Tree::default();
+    let mut skipped = Vec::new();
+    tree.insert("bin", Node::dir());
+    let names = entries
+        .into_iter()
+        .filter(|entry| entry.kind != EntryKind::Dir)
+        .map(|entry| entry.name)
+        .chain(site.config.extra_commands().map(OsString::from));
+    for name in names {
+        match link_name_problem(&name, launcher_name) {
+            None => tree.insert(Path::new("bin").join(&name), link.clone()),
+            Some(why) => skipped.push(Skipped { name, why }),
+        }
+    }
+    tree.insert(Path::new("bin").join(launcher_name), link);
+    for (name, target) in override_links(site, env) {
+        tree.insert("overrides", Node::dir());
+        tree.insert(Path::new("overrides").join(name), Node::link(target));
+    }
+    tree.insert(ENV_FILE_NAME, Node::file(env_toml(site, env)));
+    Ok((tree, skipped))
+}
+
+/// Links for `<env>.d/overrides/`: every visible file of
+/// `<scripts>/overrides/`, then of `<scripts>/overrides/<env>/` (which wins
+/// for a name in both). Targets are relative to `<env>.d/overrides/`.
+fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
+    let mut links = std::collections::BTreeMap::new();
+    let site_dir = site.overrides_dir();
+    for (dir, rel) in [(site_dir.clone(), PathBuf::from("../../overrides")), (site_dir.join(env), Path::new("../../overrides").join(env))] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(true);
+            if is_dir || link_name_problem(&name, "").is_some() {
+                continue;
+            }
+            links.insert(name.clone(), rel.join(&name));
+        }
+    }
+    links.into_iter().collect()
+}
+
+/// `<env>.d/env.toml` (I7): the activation variables every conda env sets.
+pub fn env_toml(site: &Site, env: &str) -> Vec<u8> {
+    let prefix = site.config.container.prefix.join(env);
+    let vars = [
+        ("CONDA_DEFAULT_ENV", env.to_string()),
+        ("CONDA_PREFIX", prefix.to_string_lossy().into_owned()),
+    ];
+    let mut text = String::from("# Written by `installer farm`; rebuilt on every run, do not edit.\n[env]\n");
+    for (name, value) in vars {
+        text.push_str(&format!("{name} = {}\n", toml_string(&value)));
+    }
+    text.into_bytes()
+}
+
+/// A TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Show a name from an image safely on one line.
+pub fn shown(name: &OsStr) -> String {
+    format!("{:?}", name.to_string_lossy())
+}
+
+/// Build or refresh the farms of `envs`; `None`: of every env with an
+/// image in `envs_dir`.
+pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) -> Result<Vec<(String, Outcome)>> {
+    for env in envs.unwrap_or_default() {
+        if !valid_env_name(env) {
+            return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
+        }
+    }
+    let launcher_bytes = launcher_binary(site, opts)?;
+    if !opts.dry_run {
+        // Before anything else: relative config paths may lead through it.
+        ensure_scripts_dir(&site.scripts)?;
+    }
+    let all;
+    let envs = match envs {
+        Some(envs) => envs,
+        None => {
+            all = site.envs_with_images()?;
+            if all.is_empty() {
+                ui.warn(format!("no images (*.sqsh) in {}", site.envs_dir()?.display()));
+            }
+            &all
+        }
+    };
+    // Read every image first: a bad one stops the run before anything changes.
+    let progress = ui.progress(envs.len() as u64, "reading images");
+    let mut plans = Vec::new();
+    for env in envs {
+        refuse_alias(site, env)?;
+        let image = EnvImage::open(&site.image_path(env)?)?;
+        let (tree, skipped) = desired_tree(site, env, &image)?;
+        for s in &skipped {
+            ui.warn(format!("{}: skipping bin entry {}: {}", image.path().display(), shown(&s.name), s.why));
+        }
+        plans.push((env.clone(), tree));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    if opts.dry_run {
+        return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
+    }
+    let _lock = lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?;
+
+    if let Some(bytes) = &launcher_bytes {
+        if install_file(&site.launcher_path(), bytes, 0o755)? {
+            ui.info(format!("installed {}", site.launcher_path().display()));
+        }
+    }
+    if site.config_source != site.config_path()
+        && install_file(&site.config_path(), &site.config_bytes, 0o644)?
+    {
+        ui.info(format!("installed {}", site.config_path().display()));
+    }
+
+    let swapper = Swapper::new(&site.scripts, &site.config.launcher_name);
+    let mut retired = Retired::default();
+    let mut outcomes = Vec::new();
+    let progress = ui.progress(plans.len() as u64, "building farms");
+    for (env, tree) in plans {
+        let (live, diff) = compare(site, &env, &tree)?;
+        let outcome = if diff.is_empty() {
+            ui.info(format!("{env}: unchanged ({} links)", count_links(&tree)));
+            Outcome::Unchanged
+        } else {
+            let warn = |msg: &str| ui.warn(msg);
+            retired.extend(swapper.replace(&env, &tree, &live, &warn)?);
+            ui.info(format!("{env}: {}", describe(&diff, live == Live::Absent, count_links(&tree))));
+            Outcome::Changed(diff)
+        };
+        outcomes.push((env, outcome));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if !retired.is_empty() {
+        std::thread::sleep(opts.grace);
+        retired.remove()?;
+    }
+    Ok(outcomes)
+}
+
+/// An alias (`<env>.d` -> another env's tree) is moved by `alias`, never
+/// rebuilt in place.
+fn refuse_alias(site: &Site, env: &str) -> Result<()> {
+    match swap::inspect(&site.scripts, env) {
+        Ok(Live::Alias(target)) => Err(InstallError::Usage(format!(
+            "{} is an alias (-> {}); build the farm of the env it points at",
+            site.env_dir(env).display(),
+            target.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The live state of `<env>.d` and how it differs from `tree`.
+pub fn compare(site: &Site, env: &str, tree: &Tree) -> Result<(Live, Diff)> {
+    let live = swap::inspect(&site.scripts, env).map_err(|e| InstallError::io(&site.env_dir(env), e))?;
+    let existing = match live {
+        Live::Dir | Live::Versioned(_) => Tree::read(&site.env_dir(env))
+            .map_err(|e| InstallError::io(&site.env_dir(env), e))?
+            .unwrap_or_default(),
+        _ => Tree::default(),
+    };
+    Ok((live, tree.diff(&existing)))
+}
+
+fn count_links(tree: &Tree) -> usize {
+    tree.entries
+        .iter()
+        .filter(|(path, node)| path.starts_with("bin") && matches!(node, Node::Link { .. }))
+        .count()
+}
+
+fn describe(diff: &Diff, created: bool, links: usize) -> String {
+    if created {
+        format!("built ({links} links)")
+    } else {
+        format!(
+            "updated: {} added, {} removed, {} changed ({links} links)",
+            diff.missing.len(),
+            diff.extra.len(),
+            diff.changed.len()
+        )
+    }
+}
+
+/// The launcher binary's bytes, or `None` to keep the installed one.
+fn launcher_binary(site: &Site, opts: &FarmOptions) -> Result<Option<Vec<u8>>> {
+    let source = match &opts.launcher_source {
+        Some(path) => path.clone(),
+        None => {
+            let beside = default_launcher_source();
+            match beside {
+                Some(path) if path.is_file() => path,
+                _ if site.launcher_path().is_file() => return Ok(None),
+                _ => {
+                    return Err(InstallError::Io {
+                        path: beside.unwrap_or_else(|| PathBuf::from("launcher")),
+                        reason: "launcher binary not found; pass --launcher PATH".into(),
+                    })
+                }
+            }
+        }
+    };
+    std::fs::read(&source)
+        .map(Some)
+        .map_err(|e| InstallError::io(&source, e))
+}
+
+/// `launcher` in the directory of the running installer (how both ship).
+pub fn default_launcher_source() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.join(launcher::config::DEFAULT_LAUNCHER_NAME))
+}
+
+/// Create `<scripts>` if needed, and fail early and clearly when it cannot
+/// be written to.
+fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
+    let not_writable = |reason: String| InstallError::NotWritable {
+        path: scripts.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(scripts).map_err(|e| not_writable(crate::error::io_reason(&e)))?;
+    nix::unistd::access(scripts, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| not_writable(e.desc().to_string()))
+}
+
+fn dry_run(
+    site: &Site,
+    plans: &[(String, Tree)],
+    launcher: Option<&[u8]>,
+    ui: &Ui,
+) -> Result<Vec<(String, Outcome)>> {
+    let differs = |path: &Path, bytes: &[u8]| std::fs::read(path).map_or(true, |old| old != bytes);
+    if launcher.is_some_and(|bytes| differs(&site.launcher_path(), bytes)) {
+        ui.info(format!("would install {}", site.launcher_path().display()));
+    }
+    if site.config_source != site.config_path() && differs(&site.config_path(), &site.config_bytes) {
+        ui.info(format!("would install {}", site.config_path().display()));
+    }
+    let mut outcomes = Vec::new();
+    for (env, tree) in plans {
+        let (live, diff) = compare(site, env, tree)?;
+        let env_dir = site.env_dir(env);
+        let name = env_dir.file_name().map(PathBuf::from).unwrap_or_default();
+        for path in &diff.missing {
+            ui.info(format!("would add    {}{}", name.join(path).display(), target_suffix(tree.get(path))));
+        }
+        for path in &diff.extra {
+            ui.info(format!("would remove {}", name.join(path).display()));
+        }
+        for path in &diff.changed {
+            ui.info(format!("would change {}{}", name.join(path).display(), target_suffix(tree.get(path))));
+        }
+        let outcome = if diff.is_empty() {
+            ui.info(format!("{env}: unchanged ({} links)", count_links(tree)));
+            Outcome::Unchanged
+        } else {
+            ui.info(format!("{env}: would be {}", describe(&diff, live == Live::Absent, count_links(tree))));
+            Outcome::Changed(diff)
+        };
+        outcomes.push((env.clone(), outcome));
+    }
+    Ok(outcomes)
+}
+
+fn target_suffix(node: Option<&Node>) -> String {
+    match node {
+        Some(Node::Link { target }) => format!(" -> {}", target.display()),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i1_bad_names_are_named_with_a_reason() {
+        let bad = [
+            ("", "empty name"),
+            ("a/b", "name contains '/'"),
+            (".hidden", "name starts with '.'"),
+            ("..", "name starts with '.'"),
+            ("tab\there", "name contains a control character"),
+            ("del\u{7f}", "name contains a control character"),
+            ("c1\u{85}", "name contains a control character"),
+            ("launcher", "conflicts with the launcher's own name"),
+        ];
+        for (name, why) in bad {
+            assert_eq!(link_name_problem(OsStr::new(name), "launcher"), Some(why), "{name:?}");
+        }
+        for good in ["python3", "with space", "ünïcødé", "x-1.2_3", "[", "launcher2"] {
+            assert_eq!(link_name_problem(OsStr::new(good), "launcher"), None, "{good:?}");
+        }
+        let non_utf8 = OsStr::from_bytes(b"caf\xe9");
+        assert_eq!(link_name_problem(non_utf8, "launcher"), None);
+        assert!(link_name_problem(OsStr::from_bytes(b"\xe9\x01"), "launcher").is_some());
+    }
+
+    #[test]
+    fn toml_strings_round_trip() {
+        let text = format!("[env]\nA = {}\n", toml_string("q\"uo\\te\nnl"));
+        let facts = launcher::config::EnvFacts::parse(text.as_bytes(), Path::new("/e.toml")).unwrap();
+        assert_eq!(facts.env["A"], "q\"uo\\te\nnl");
+    }
+}

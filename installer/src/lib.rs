@@ -1,0 +1,25 @@
+//! `installer`: builds and maintains a launcher installation (the scripts
+//! tree of symlinks, the launcher binary and its config) from squashfs
+//! images of conda environments. See `../shared/spec/installer.md` and
+//! docs/installer.md.
+//!
+//! One concern per module: `image` reads images, `tree` models directory
+//! trees, `swap` replaces live files and trees atomically, `lock`
+//! serialises runs, `farm`/`check`/`status`/`demo` are the subcommands, and
+//! `cli` turns the command line into calls of them.
+
+pub mod check;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod farm;
+pub mod image;
+pub mod lock;
+pub mod runtime;
+pub mod site;
+pub mod status;
+pub mod swap;
+pub mod tree;
+pub mod ui;
+
+pub use error::{InstallError, Result};

@@ -1,0 +1,174 @@
+//! Test fixtures: real squashfs images made with `mksquashfs`, and a
+//! scripts tree with a relative `launcher.toml`, all in a temp dir.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One entry of an image's `bin/`.
+pub enum Entry<'a> {
+    File(&'a [u8]),
+    Link(&'a [u8], &'a str),
+    Dir(&'a [u8]),
+}
+
+pub const PREFIX: &str = "/opt/conda";
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub scripts: PathBuf,
+    pub envs: PathBuf,
+    /// A stand-in launcher binary (a shell script) to install.
+    pub launcher: PathBuf,
+}
+
+impl Fixture {
+    /// A site whose config names a fake runtime and an existing base image,
+    /// so that a correct installation passes `check`.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let scripts = dir.path().join("scripts");
+        let envs = dir.path().join("envs");
+        fs::create_dir_all(&scripts).unwrap();
+        fs::create_dir_all(&envs).unwrap();
+        fs::create_dir_all(dir.path().join("base/.singularity.d")).unwrap();
+        let runtime = dir.path().join("rt/apptainer");
+        fs::create_dir_all(runtime.parent().unwrap()).unwrap();
+        write_exec(&runtime, "#!/bin/sh\nexit 0\n");
+        let launcher = dir.path().join("launcher-bin");
+        write_exec(&launcher, "#!/bin/sh\necho \"stub launcher: $0 $*\"\n");
+        let fixture = Fixture { dir, scripts, envs, launcher };
+        fixture.write_config("");
+        fixture
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `scripts/launcher.toml` with the standard settings plus `extra`.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "[runtime]\npath = \"../rt/apptainer\"\nimage = \"../base\"\n\
+             [container]\nenvs_dir = \"../envs\"\nbinds = [\"{}\"]\n{extra}",
+            self.root().display()
+        );
+        let path = self.scripts.join("launcher.toml");
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// Make `envs/<env>.sqsh` whose `<prefix>/<env>/bin` holds `entries`.
+    pub fn image(&self, env: &str, entries: &[Entry]) -> PathBuf {
+        let path = self.envs.join(format!("{env}.sqsh"));
+        make_image(&self.root().join(format!("src-{env}")), PREFIX, env, entries, &path);
+        path
+    }
+
+    /// `installer --scripts <scripts> ARGS…`.
+    pub fn installer(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_installer"));
+        c.arg("--scripts").arg(&self.scripts);
+        c.env_remove("INSTALLER_SCRIPTS");
+        c
+    }
+
+    /// `installer farm ENV --launcher <stub>`; panics unless it succeeds.
+    pub fn farm(&self, env: &str) -> Output {
+        let out = self.installer().args(["farm", env]).arg("--launcher").arg(&self.launcher).output().unwrap();
+        assert_success(&out);
+        out
+    }
+
+    pub fn env_dir(&self, env: &str) -> PathBuf {
+        self.scripts.join(format!("{env}.d"))
+    }
+
+    pub fn bin(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("bin")
+    }
+
+    /// Sorted names in `<env>.d/bin`.
+    pub fn bin_names(&self, env: &str) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = fs::read_dir(self.bin(env))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Names in the scripts dir other than the ones a farm leaves there.
+    pub fn leftovers(&self) -> Vec<String> {
+        let keep = [".installer.lock", "launcher", "launcher.toml", ".versions", "overrides"];
+        fs::read_dir(&self.scripts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !keep.contains(&n.as_str()) && !n.ends_with(".d"))
+            .collect()
+    }
+}
+
+/// Build a squashfs image at `image` whose root holds `<prefix>/<env>/bin/…`.
+pub fn make_image(src: &Path, prefix: &str, env: &str, entries: &[Entry], image: &Path) {
+    let _ = fs::remove_dir_all(src);
+    let bin = src.join(prefix.trim_start_matches('/')).join(env).join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for entry in entries {
+        match entry {
+            Entry::File(name) => fs::write(bin.join(OsStr::from_bytes(name)), b"#!/bin/sh\n").unwrap(),
+            Entry::Link(name, target) => symlink(target, bin.join(OsStr::from_bytes(name))).unwrap(),
+            Entry::Dir(name) => fs::create_dir(bin.join(OsStr::from_bytes(name))).unwrap(),
+        }
+    }
+    mksquashfs(src, image);
+    fs::remove_dir_all(src).unwrap();
+}
+
+pub fn mksquashfs(src: &Path, image: &Path) {
+    let _ = fs::remove_file(image);
+    let out = Command::new("mksquashfs")
+        .arg(src)
+        .arg(image)
+        .args(["-noappend", "-all-root", "-no-progress", "-quiet"])
+        .output()
+        .expect("mksquashfs (package squashfs-tools) must be installed");
+    assert!(out.status.success(), "mksquashfs failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn write_exec(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `n` plain file entries named `cmd0000`…
+pub fn numbered(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("cmd{i:05}").into_bytes()).collect()
+}
+
+pub fn files(names: &[Vec<u8>]) -> Vec<Entry<'_>> {
+    names.iter().map(|n| Entry::File(n.as_slice())).collect()
+}

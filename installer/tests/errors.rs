@@ -1,0 +1,186 @@
+//! Every user-caused error: one line `installer: …` naming the thing at
+//! fault, the documented exit status, and nothing half-built left behind.
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Output, Stdio};
+
+use common::*;
+use installer::error::*;
+
+/// Exactly one line on stderr, `installer: …` containing `needle`.
+fn assert_error(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line: {err}");
+    assert!(lines[0].starts_with("installer: ") && lines[0].contains(needle), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn farm(f: &Fixture, env: &str) -> Output {
+    f.installer().args(["farm", env, "--launcher"]).arg(&f.launcher).output().unwrap()
+}
+
+fn assert_untouched(f: &Fixture, env: &str) {
+    assert!(fs::symlink_metadata(f.env_dir(env)).is_err(), "a tree was built");
+    assert!(!f.scripts.join("launcher").exists(), "the launcher was installed");
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+}
+
+#[test]
+fn corrupt_image() {
+    let f = Fixture::new();
+    fs::write(f.envs.join("e.sqsh"), vec![0x5a; 8192]).unwrap();
+    assert_error(&farm(&f, "e"), EXIT_IMAGE, "e.sqsh: not a readable squashfs image");
+    assert_untouched(&f, "e");
+}
+
+#[test]
+fn truncated_image() {
+    let f = Fixture::new();
+    let image = f.image("e", &files(&numbered(500)));
+    let bytes = fs::read(&image).unwrap();
+    fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    assert_error(&farm(&f, "e"), EXIT_IMAGE, "e.sqsh");
+    assert_untouched(&f, "e");
+}
+
+#[test]
+fn missing_image() {
+    let f = Fixture::new();
+    assert_error(&farm(&f, "nope"), EXIT_IMAGE, "nope.sqsh: cannot open");
+    assert_untouched(&f, "nope");
+}
+
+#[test]
+fn image_without_the_env_bin() {
+    let f = Fixture::new();
+    // Built for env "other", installed under the name "e".
+    make_image(&f.root().join("src"), PREFIX, "other", &[Entry::File(b"x")], &f.envs.join("e.sqsh"));
+    assert_error(&farm(&f, "e"), EXIT_IMAGE, "has no directory /opt/conda/e/bin");
+    assert_untouched(&f, "e");
+}
+
+#[test]
+fn a_bad_image_stops_the_run_before_any_change() {
+    let f = Fixture::new();
+    f.image("good", &[Entry::File(b"x")]);
+    fs::write(f.envs.join("bad.sqsh"), b"junk").unwrap();
+    let out = f.installer().args(["farm", "--all", "--launcher"]).arg(&f.launcher).output().unwrap();
+    assert_error(&out, EXIT_IMAGE, "bad.sqsh");
+    assert_untouched(&f, "good");
+}
+
+#[test]
+fn scripts_dir_not_writable() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"x")]);
+    let mut command = f.installer();
+    command.args(["farm", "e", "--launcher"]).arg(&f.launcher);
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        // Root may write anywhere: run as nobody instead.
+        fs::set_permissions(&f.launcher, fs::Permissions::from_mode(0o755)).unwrap();
+        command.uid(65534).gid(65534);
+    } else {
+        fs::set_permissions(&f.scripts, fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let out = command.output().unwrap();
+    fs::set_permissions(&f.scripts, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_error(&out, EXIT_FILESYSTEM, &format!("scripts directory {} is not writable", f.scripts.display()));
+    assert_untouched(&f, "e");
+}
+
+#[test]
+fn i4_lock_held_with_no_wait() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"x")]);
+    let held = installer::lock::acquire(&f.scripts, false, |_| {}).unwrap();
+    let out = f.installer().args(["farm", "e", "--no-wait", "--launcher"]).arg(&f.launcher).output().unwrap();
+    assert_error(&out, EXIT_LOCK_HELD, &format!("held by pid {}", std::process::id()));
+    assert!(fs::symlink_metadata(f.env_dir("e")).is_err());
+    drop(held);
+}
+
+#[test]
+fn i4_second_run_waits_for_the_lock_and_says_so() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"x")]);
+    let held = installer::lock::acquire(&f.scripts, false, |_| {}).unwrap();
+    let mut child = f
+        .installer()
+        .args(["farm", "e", "--launcher"])
+        .arg(&f.launcher)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("installer: waiting for lock ") && first.contains("held by pid"), "{first}");
+    // Still waiting: nothing built while we hold the lock.
+    assert!(fs::symlink_metadata(f.env_dir("e")).is_err());
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(f.bin("e").join("x").symlink_metadata().is_ok());
+}
+
+#[test]
+fn config_errors() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"x")]);
+    fs::write(f.scripts.join("launcher.toml"), "[container]\nenvs_dir = \"../envs\"\nbindz = []\n").unwrap();
+    assert_error(&farm(&f, "e"), EXIT_CONFIG, "launcher.toml:3:1: unknown field `bindz`");
+    fs::write(f.scripts.join("launcher.toml"), "").unwrap();
+    assert_error(&farm(&f, "e"), EXIT_CONFIG, "container.envs_dir is not set");
+    fs::remove_file(f.scripts.join("launcher.toml")).unwrap();
+    assert_error(&farm(&f, "e"), EXIT_CONFIG, "cannot read config");
+    assert!(fs::symlink_metadata(f.env_dir("e")).is_err());
+}
+
+#[test]
+fn usage_errors() {
+    let f = Fixture::new();
+    let bare = std::process::Command::new(env!("CARGO_BIN_EXE_installer")).env_remove("INSTALLER_SCRIPTS").args(["farm", "e"]).output().unwrap();
+    assert_error(&bare, EXIT_USAGE, "pass --scripts DIR or --config FILE");
+    assert_error(&farm(&f, "../x"), EXIT_USAGE, "'../x' is not a valid environment name");
+    let out = f.installer().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(EXIT_USAGE));
+}
+
+#[test]
+fn missing_launcher_binary() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"x")]);
+    let out = f.installer().args(["farm", "e", "--launcher", "/nonexistent/launcher"]).output().unwrap();
+    assert_error(&out, EXIT_FILESYSTEM, "/nonexistent/launcher");
+    assert_untouched(&f, "e");
+}
+
+#[test]
+fn i12_demo_without_mksquashfs_names_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .arg("demo")
+        .arg(dir.path().join("demo"))
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_error(&out, EXIT_MISSING_TOOL, "mksquashfs not found on PATH; install the package squashfs-tools");
+    assert!(!dir.path().join("demo").exists());
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["farm", "check", "status", "demo"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer")).args([sub, "--help"]).output().unwrap();
+        assert_success(&out);
+        assert!(stdout(&out).contains("Usage: installer"), "{sub}: {}", stdout(&out));
+    }
+}
