@@ -1,7 +1,7 @@
 //! Support code shared by the end-to-end tests (tests/standin.rs,
-//! tests/e2e.rs, tests/modules_tools.rs): the prerequisites check and skip rule, the test images,
-//! the installed layout ("bed"), a process runner, and the two `module`
-//! tools (Environment Modules, Lmod) for modulefile tests.
+//! tests/e2e.rs, tests/modules_tools.rs): the prerequisites check and skip
+//! rule, the test images, the installed layout ("bed"), a process runner,
+//! and the two `module` tools (Environment Modules, Lmod).
 //!
 //! Each test file includes it with `mod support;`. Not every test file uses
 //! every helper, hence the `dead_code` allowance.
