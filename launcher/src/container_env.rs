@@ -3,6 +3,7 @@
 //! Runtimes reset `PATH` inside and do not import `LD_LIBRARY_PATH`; they
 //! read `<PREFIX>NAME` variables instead. This module computes those.
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -30,10 +31,10 @@ pub struct PathRequest<'a> {
 /// spelling, decided by `is_env_scripts_bin`) replaced by the env's real bin;
 /// duplicates removed; the real bin first when it was absent.
 pub fn prepend_path(req: &PathRequest, mut is_env_scripts_bin: impl FnMut(&Path) -> bool) -> OsString {
-    let mut entries: Vec<&OsStr> = Vec::new();
+    let mut entries = Entries::default();
     for list in req.existing {
         for entry in split_path_list(list) {
-            push(&mut entries, entry);
+            entries.push(entry);
         }
     }
     let real_bin = req.real_bin.as_os_str();
@@ -47,17 +48,16 @@ pub fn prepend_path(req: &PathRequest, mut is_env_scripts_bin: impl FnMut(&Path)
             continue;
         }
         if is_env_scripts_bin(Path::new(trimmed)) {
-            push(&mut entries, real_bin);
+            entries.push(real_bin);
         } else {
-            push(&mut entries, entry);
+            entries.push(entry);
         }
     }
-    let has_real_bin = entries.iter().any(|e| trim_trailing_slashes(e) == trim_trailing_slashes(real_bin));
     let mut out = OsString::new();
-    if !has_real_bin {
+    if !entries.seen.contains(trim_trailing_slashes(real_bin).as_bytes()) {
         out.push(real_bin);
     }
-    for entry in entries {
+    for entry in entries.list {
         if !out.is_empty() {
             out.push(":");
         }
@@ -66,11 +66,20 @@ pub fn prepend_path(req: &PathRequest, mut is_env_scripts_bin: impl FnMut(&Path)
     out
 }
 
-/// Add `entry` unless empty or already there (ignoring trailing slashes).
-fn push<'a>(entries: &mut Vec<&'a OsStr>, entry: &'a OsStr) {
-    let trimmed = trim_trailing_slashes(entry);
-    if !trimmed.is_empty() && !entries.iter().any(|e| trim_trailing_slashes(e) == trimmed) {
-        entries.push(entry);
+/// `PATH` entries in order, without duplicates (ignoring trailing slashes).
+#[derive(Default)]
+struct Entries<'a> {
+    list: Vec<&'a OsStr>,
+    seen: HashSet<&'a [u8]>,
+}
+
+impl<'a> Entries<'a> {
+    /// Add `entry` unless empty or already there.
+    fn push(&mut self, entry: &'a OsStr) {
+        let trimmed = trim_trailing_slashes(entry).as_bytes();
+        if !trimmed.is_empty() && self.seen.insert(trimmed) {
+            self.list.push(entry);
+        }
     }
 }
 

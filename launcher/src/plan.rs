@@ -6,7 +6,7 @@
 //! makes every rule testable without exec and gives `--dry-run` for free.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Builtin, CommandConfig, Config, EnvFacts, OverlaySet, CONFIG_FILE_NAME, ENV_FILE_NAME};
@@ -641,10 +641,11 @@ impl Planner<'_> {
         let real_bin = launch.real_bin();
         let runtime_dir = runtime.parent();
         let prepend = {
+            let matcher = ScriptsBinMatcher::new(launch);
             let probe = self.probe;
             prepend_path(
                 &PathRequest { existing: &existing, path: path_var, runtime_dir, real_bin: &real_bin },
-                |entry| is_env_scripts_bin(entry, launch, probe),
+                |entry| matcher.matches(entry, probe),
             )
         };
         plan.set(format!("{prefix}PREPEND_PATH"), prepend);
@@ -683,18 +684,42 @@ impl Planner<'_> {
     }
 }
 
-/// Is `entry` (a `PATH` entry) this env's scripts bin in any alias spelling?
-/// Only entries of the form `<scripts>/<X>.d/bin` cost a `readlink`.
-fn is_env_scripts_bin(entry: &Path, launch: &Launch, probe: &dyn Probe) -> bool {
-    if launch.link.as_ref().is_some_and(|l| l.bin_dir == entry) || entry == launch.env_dir().join("bin") {
-        return true;
+/// Recognises this env's scripts bin directory among `PATH` entries, in any
+/// alias spelling (L13). Built once per launch; plain byte comparisons, since
+/// a long `PATH` is walked entry by entry. Only entries of the form
+/// `<scripts>/<X>.d/bin` that are not already known cost a `readlink`.
+struct ScriptsBinMatcher<'a> {
+    /// The spelling on the invocation chain, and the canonical `<env>.d/bin`.
+    known: [Vec<u8>; 2],
+    scripts_dir: &'a [u8],
+    env: &'a str,
+}
+
+impl<'a> ScriptsBinMatcher<'a> {
+    fn new(launch: &'a Launch) -> ScriptsBinMatcher<'a> {
+        let canonical = launch.env_dir().join("bin").into_os_string().into_vec();
+        let on_chain = launch.link.as_ref().map_or_else(|| canonical.clone(), |l| l.bin_dir.as_os_str().as_bytes().to_vec());
+        ScriptsBinMatcher {
+            known: [on_chain, canonical],
+            scripts_dir: launch.scripts_dir.as_os_str().as_bytes(),
+            env: &launch.env,
+        }
     }
-    let (Some(name), Some(env_dir)) = (entry.file_name(), entry.parent()) else { return false };
-    if name != "bin" || env_dir.parent() != Some(launch.scripts_dir.as_path()) {
-        return false;
+
+    fn matches(&self, entry: &Path, probe: &dyn Probe) -> bool {
+        let bytes = entry.as_os_str().as_bytes();
+        if self.known.iter().any(|k| k.as_slice() == bytes) {
+            return true;
+        }
+        // `<scripts>/<X>.d/bin`, with `<scripts>` spelled as on the chain.
+        let Some(env_dir) = bytes.strip_suffix(b"/bin") else { return false };
+        let Some(rest) = env_dir.strip_prefix(self.scripts_dir) else { return false };
+        let Some(name) = rest.strip_prefix(b"/") else { return false };
+        if name.contains(&b'/') || !name.ends_with(b".d") {
+            return false;
+        }
+        resolve_env_alias(Path::new(OsStr::from_bytes(env_dir)), probe).as_deref() == Some(self.env)
     }
-    env_dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".d"))
-        && resolve_env_alias(env_dir, probe).as_deref() == Some(launch.env.as_str())
 }
 
 #[cfg(test)]

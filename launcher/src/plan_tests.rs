@@ -519,3 +519,23 @@ fn l23_outside_hop_lists_envs_only_for_overlays_all() {
     assert!(!calls.iter().any(|(k, _)| k == "list"), "{calls:?}");
     assert!(calls.len() <= 16, "{} calls: {calls:?}", calls.len());
 }
+
+#[test]
+fn l13_any_alias_spelling_of_the_scripts_bin_is_replaced() {
+    let fx = Fixture::new("");
+    symlink("e.d", fx.p("scripts/e-stable.d")).unwrap(); // alias of an alias
+    symlink("e-1.d", fx.p("scripts/other.d")).unwrap();
+    std::fs::create_dir_all(fx.p("scripts/e-2.d/bin")).unwrap(); // another env: kept
+    let path = format!(
+        "{}:{}/:{}:{}",
+        fx.s("scripts/e-stable.d/bin"),
+        fx.s("scripts/other.d/bin"),
+        fx.s("scripts/e-2.d/bin"),
+        fx.path_var()
+    );
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[("PATH", &path)]));
+    assert_eq!(
+        e.env_value("APPTAINERENV_PREPEND_PATH").unwrap().to_str().unwrap(),
+        format!("{}:{}:{}", fx.s("opt/conda/e-1/bin"), fx.s("scripts/e-2.d/bin"), fx.s("host"))
+    );
+}
