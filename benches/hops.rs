@@ -71,7 +71,11 @@ fn build_static_c(dir: &Path, name: &str, source: &str) -> PathBuf {
         .arg(&bin)
         .arg(&src)
         .status()
-        .unwrap_or_else(|e| fail(&format!("cannot run cc to build the static helper programs: {e} (apt-get install gcc libc6-dev)")));
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "cannot run cc to build the static helper programs: {e} (apt-get install gcc libc6-dev)"
+            ))
+        });
     if !status.success() {
         fail("cc -static failed (is libc6-dev installed?)");
     }
@@ -175,7 +179,12 @@ struct Variant {
 
 impl Variant {
     fn new(name: &'static str, program: &Path, path_var: &str) -> Variant {
-        Variant { name, program: program.to_path_buf(), path_var: path_var.to_string(), samples: Vec::new() }
+        Variant {
+            name,
+            program: program.to_path_buf(),
+            path_var: path_var.to_string(),
+            samples: Vec::new(),
+        }
     }
 }
 
@@ -228,8 +237,22 @@ struct Census {
 }
 
 const FS_SYSCALLS: &[&str] = &[
-    "open", "openat", "openat2", "stat", "lstat", "fstat", "newfstatat", "statx", "readlink", "readlinkat",
-    "access", "faccessat", "faccessat2", "getdents64", "getcwd", "chdir",
+    "open",
+    "openat",
+    "openat2",
+    "stat",
+    "lstat",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "readlink",
+    "readlinkat",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "getdents64",
+    "getcwd",
+    "chdir",
 ];
 
 fn census(program: &Path, path_var: &str, dir: &Path) -> Census {
@@ -246,11 +269,19 @@ fn census(program: &Path, path_var: &str, dir: &Path) -> Census {
         fail(&format!("strace {} failed", program.display()));
     }
     let text = std::fs::read_to_string(&out).unwrap();
-    let mut c = Census { total: 0, fs: 0, forks: 0, fs_calls: Vec::new() };
+    let mut c = Census {
+        total: 0,
+        fs: 0,
+        forks: 0,
+        fs_calls: Vec::new(),
+    };
     let mut execs = 0;
     for line in text.lines() {
         // "PID name(args) = ret" with -f; "name(args) = ret" without.
-        let body = line.split_once(' ').filter(|(pid, _)| pid.chars().all(|ch| ch.is_ascii_digit())).map_or(line, |(_, rest)| rest.trim_start());
+        let body = line
+            .split_once(' ')
+            .filter(|(pid, _)| pid.chars().all(|ch| ch.is_ascii_digit()))
+            .map_or(line, |(_, rest)| rest.trim_start());
         let Some(name) = body.split('(').next() else { continue };
         if name == "execve" {
             execs += 1;
@@ -281,15 +312,30 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let launcher = root.join("target/x86_64-unknown-linux-gnu/release/launcher");
     if !launcher.exists() {
-        fail(&format!("{} not found: run `cargo build --release -p launcher` first", launcher.display()));
+        fail(&format!(
+            "{} not found: run `cargo build --release -p launcher` first",
+            launcher.display()
+        ));
     }
-    let iterations: usize = std::env::var("HOPS_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let iterations: usize = std::env::var("HOPS_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let tmp = tempfile::tempdir().unwrap();
     let noop = build_noop(tmp.path());
     let c_hop = build_c_hop(tmp.path(), &noop);
     let tree = |name: &str, inside: bool, extra_links: usize, binds: usize| -> PathBuf {
         let dir = tmp.path().join(name);
-        build_tree(&dir, &TreeSpec { inside, extra_links, binds, noop: &noop, launcher: &launcher });
+        build_tree(
+            &dir,
+            &TreeSpec {
+                inside,
+                extra_links,
+                binds,
+                noop: &noop,
+                launcher: &launcher,
+            },
+        );
         dir.join("scripts/e.d/bin/noop")
     };
     let outside = tree("out", false, 0, 1);
@@ -298,7 +344,11 @@ fn main() {
     let path_var = "/usr/local/bin:/usr/bin:/bin";
 
     println!("launcher hop benchmark: {iterations} interleaved runs per variant");
-    println!("machine: {} cores, kernel {}", std::thread::available_parallelism().map_or(0, |n| n.get()), kernel());
+    println!(
+        "machine: {} cores, kernel {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel()
+    );
     let variants = measure(
         vec![
             Variant::new("(a) no-op, direct", &noop, path_var),
@@ -310,15 +360,27 @@ fn main() {
         iterations,
     );
     let medians: Vec<f64> = variants.iter().map(|v| stats(&v.samples).0).collect();
-    println!("\n{:<48} {:>10} {:>10} {:>10}", "variant", "median µs", "p10 µs", "p90 µs");
+    println!(
+        "\n{:<48} {:>10} {:>10} {:>10}",
+        "variant", "median µs", "p10 µs", "p90 µs"
+    );
     for v in &variants {
         let (m, lo, hi) = stats(&v.samples);
         println!("{:<48} {:>10.1} {:>10.1} {:>10.1}", v.name, m, lo, hi);
     }
     let over_b = medians[1] - medians[0];
     let over_c = medians[2] - medians[0];
-    println!("\noverhead over (a): outside hop {over_b:.1} µs ({:.2}x), inside hop {over_c:.1} µs ({:.2}x)", medians[1] / medians[0], medians[2] / medians[0]);
-    println!("bash wrapper / outside hop: {:.1}x ({:.1} µs vs {:.1} µs)", medians[3] / medians[1], medians[3], medians[1]);
+    println!(
+        "\noverhead over (a): outside hop {over_b:.1} µs ({:.2}x), inside hop {over_c:.1} µs ({:.2}x)",
+        medians[1] / medians[0],
+        medians[2] / medians[0]
+    );
+    println!(
+        "bash wrapper / outside hop: {:.1}x ({:.1} µs vs {:.1} µs)",
+        medians[3] / medians[1],
+        medians[3],
+        medians[1]
+    );
     let (own_b, own_c) = (medians[1] - medians[4], medians[2] - medians[4]);
     println!(
         "any exec hop costs {:.1} µs here (e - a); the launcher's own work: outside {own_b:.1} µs, inside {own_c:.1} µs",
@@ -331,14 +393,17 @@ fn main() {
             failed.push(format!("{name} hop overhead {over:.1} µs > budget {HOP_BUDGET_US} µs"));
         }
         if own > OWN_WORK_BUDGET_US {
-            failed.push(format!("{name} hop: launcher's own work {own:.1} µs > budget {OWN_WORK_BUDGET_US} µs"));
+            failed.push(format!(
+                "{name} hop: launcher's own work {own:.1} µs > budget {OWN_WORK_BUDGET_US} µs"
+            ));
         }
     }
 
     println!("\nsyscall census (strace -f, calls between the launcher's start and its execve):");
-    for (name, program, fs_budget) in
-        [("outside", &outside, FS_CALLS_BUDGET_OUTSIDE), ("inside", &inside, FS_CALLS_BUDGET_INSIDE)]
-    {
+    for (name, program, fs_budget) in [
+        ("outside", &outside, FS_CALLS_BUDGET_OUTSIDE),
+        ("inside", &inside, FS_CALLS_BUDGET_INSIDE),
+    ] {
         let c = census(program, path_var, tmp.path());
         println!("  {name:<8} total {:>3} (budget {TOTAL_CALLS_BUDGET}), file-system {:>3} (budget {fs_budget}), fork/clone {}", c.total, c.fs, c.forks);
         for call in &c.fs_calls {
@@ -348,17 +413,27 @@ fn main() {
             failed.push(format!("{name} hop forks ({} fork/clone calls)", c.forks));
         }
         if c.total > TOTAL_CALLS_BUDGET {
-            failed.push(format!("{name} hop makes {} system calls > {TOTAL_CALLS_BUDGET}", c.total));
+            failed.push(format!(
+                "{name} hop makes {} system calls > {TOTAL_CALLS_BUDGET}",
+                c.total
+            ));
         }
         if c.fs > fs_budget {
             failed.push(format!("{name} hop makes {} file-system calls > {fs_budget}", c.fs));
         }
     }
 
-    println!("\nscaling (outside hop, median µs; {} runs each, interleaved):", iterations / 2);
+    println!(
+        "\nscaling (outside hop, median µs; {} runs each, interleaved):",
+        iterations / 2
+    );
     let big_farm = tree("farm10k", false, 10_000, 1);
     let many_binds = tree("binds30", false, 0, 30);
-    let long_path: String = (0..100).map(|i| format!("/nonexistent/p{i:03}/bin")).chain(["/usr/bin".into(), "/bin".into()]).collect::<Vec<_>>().join(":");
+    let long_path: String = (0..100)
+        .map(|i| format!("/nonexistent/p{i:03}/bin"))
+        .chain(["/usr/bin".into(), "/bin".into()])
+        .collect::<Vec<_>>()
+        .join(":");
     let scaled = measure(
         vec![
             Variant::new("(a) no-op", &noop, path_var),
@@ -387,5 +462,7 @@ fn main() {
 }
 
 fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

@@ -64,24 +64,40 @@ fn large_config(root: &Path) -> String {
 }
 
 fn long_path() -> String {
-    (0..60).map(|i| format!("/apps/tool{i}/bin")).chain(["/usr/bin".into(), "/bin".into()]).collect::<Vec<_>>().join(":")
+    (0..60)
+        .map(|i| format!("/apps/tool{i}/bin"))
+        .chain(["/usr/bin".into(), "/bin".into()])
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     for (name, large) in [("minimal", false), ("large", true)] {
         let root = tmp.path().join(name);
-        let config = if large { large_config(&root) } else { minimal_config(&root) };
+        let config = if large {
+            large_config(&root)
+        } else {
+            minimal_config(&root)
+        };
         let link = tree(&root, &config);
         let vars = Vars::from_pairs([("PATH", if large { long_path() } else { "/usr/bin:/bin".into() })]);
-        let inv = Invocation { argv: vec![OsString::from(&link), "-c".into(), "pass".into()], at_execfn: None, cwd: None };
+        let inv = Invocation {
+            argv: vec![OsString::from(&link), "-c".into(), "pass".into()],
+            at_execfn: None,
+            cwd: None,
+        };
         let config_path = root.join("scripts/launcher.toml");
         c.bench_function(&format!("config parse, {name}"), |b| {
             b.iter(|| Config::parse(config.as_bytes(), &config_path).unwrap())
         });
-        c.bench_function(&format!("plan outside, {name}"), |b| b.iter(|| plan(&inv, &vars, &OsProbe).unwrap()));
+        c.bench_function(&format!("plan outside, {name}"), |b| {
+            b.iter(|| plan(&inv, &vars, &OsProbe).unwrap())
+        });
         std::fs::create_dir_all(root.join("marker")).unwrap();
-        c.bench_function(&format!("plan inside, {name}"), |b| b.iter(|| plan(&inv, &vars, &OsProbe).unwrap()));
+        c.bench_function(&format!("plan inside, {name}"), |b| {
+            b.iter(|| plan(&inv, &vars, &OsProbe).unwrap())
+        });
     }
 }
 

@@ -193,10 +193,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// with line and column.
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> Result<T, LaunchError> {
     let text = std::str::from_utf8(text).map_err(|e| {
-        let (line, column) = line_column(
-            &String::from_utf8_lossy(&text[..e.valid_up_to()]),
-            e.valid_up_to(),
-        );
+        let (line, column) = line_column(&String::from_utf8_lossy(&text[..e.valid_up_to()]), e.valid_up_to());
         LaunchError::ConfigSyntax {
             path: path.to_path_buf(),
             line,
@@ -205,9 +202,7 @@ fn parse_toml<T: serde::de::DeserializeOwned>(text: &[u8], path: &Path) -> Resul
         }
     })?;
     toml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map_or((1, 1), |span| line_column(text, span.start));
+        let (line, column) = e.span().map_or((1, 1), |span| line_column(text, span.start));
         LaunchError::ConfigSyntax {
             path: path.to_path_buf(),
             line,
@@ -367,7 +362,9 @@ mod tests {
     fn l19_unknown_key_is_an_error_with_line_and_column() {
         let err = parse("[runtime]\nflavor = \"auto\"\n").unwrap_err();
         match &err {
-            LaunchError::ConfigSyntax { line, column, message, .. } => {
+            LaunchError::ConfigSyntax {
+                line, column, message, ..
+            } => {
                 assert_eq!((*line, *column), (2, 1));
                 assert!(message.contains("unknown field `flavor`"), "{message}");
             }
@@ -430,7 +427,10 @@ mod tests {
         assert!(c.runtime.path.is_some() && c.runtime.image.is_some());
         assert!(c.container.envs_dir.is_some() && !c.container.binds.is_empty());
         assert_eq!(c.container.env["PYTHONNOUSERSITE"], "x");
-        assert_eq!(c.commands["qsub"].script.as_deref(), Some(Path::new("/site/overrides/qsub.sh")));
+        assert_eq!(
+            c.commands["qsub"].script.as_deref(),
+            Some(Path::new("/site/overrides/qsub.sh"))
+        );
     }
 
     #[test]

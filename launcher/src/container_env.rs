@@ -11,8 +11,14 @@ use std::path::Path;
 use crate::invocation::split_path_list;
 
 /// Directories the runtime puts on the container's `PATH` by itself.
-pub const RUNTIME_STANDARD_DIRS: [&str; 6] =
-    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+pub const RUNTIME_STANDARD_DIRS: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
 
 /// Inputs of the `PREPEND_PATH` computation.
 pub struct PathRequest<'a> {

@@ -95,9 +95,7 @@ pub fn parse_direct(args: &[OsString]) -> Result<DirectCall, LaunchError> {
             break;
         }
         match arg {
-            b"--cms_singularity_overlay_path_override" | b"--no-default-overlay" => {
-                flags.no_default_overlay = true
-            }
+            b"--cms_singularity_overlay_path_override" | b"--no-default-overlay" => flags.no_default_overlay = true,
             b"--dry-run" => flags.dry_run = true,
             b"--help" | b"-h" => flags.help = true,
             b"--version" | b"-V" => flags.version = true,
@@ -162,8 +160,18 @@ mod tests {
     #[test]
     fn l4_clean_flags_then_command() {
         let call = parse_direct(&os(&[
-            "--no-default-overlay", "--overlay-path", "/a:/b", "--path=/p", "--runtime", "/r",
-            "--env", "e", "--dry-run", "python3", "--path", "x",
+            "--no-default-overlay",
+            "--overlay-path",
+            "/a:/b",
+            "--path=/p",
+            "--runtime",
+            "/r",
+            "--env",
+            "e",
+            "--dry-run",
+            "python3",
+            "--path",
+            "x",
         ]))
         .unwrap();
         assert!(call.flags.no_default_overlay && call.flags.dry_run);
@@ -179,10 +187,14 @@ mod tests {
     fn l4_legacy_spellings() {
         let call = parse_direct(&os(&[
             "--cms_singularity_overlay_path_override",
-            "--cms_singularity_overlay_path", "/o",
-            "--cms_singularity_in_container_path", "/p",
-            "--cms_singularity_launcher_override", "/l",
-            "--cms_singularity_singularity_path", "/r",
+            "--cms_singularity_overlay_path",
+            "/o",
+            "--cms_singularity_in_container_path",
+            "/p",
+            "--cms_singularity_launcher_override",
+            "/l",
+            "--cms_singularity_singularity_path",
+            "/r",
             "bash",
         ]))
         .unwrap();

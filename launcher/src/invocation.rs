@@ -273,7 +273,11 @@ mod tests {
     #[test]
     fn l1_shebang_argv0_is_interpreter_not_script() {
         // #!/s/e.d/bin/python3 in /home/u/job.py: argv[0] is the interpreter.
-        let p = invoked_path(&inv("/s/e.d/bin/python3", Some("/home/u/job.py")), &Vars::default(), &OsProbe);
+        let p = invoked_path(
+            &inv("/s/e.d/bin/python3", Some("/home/u/job.py")),
+            &Vars::default(),
+            &OsProbe,
+        );
         assert_eq!(p.unwrap(), PathBuf::from("/s/e.d/bin/python3"));
     }
 

@@ -6,15 +6,15 @@
 //! `exec` (the one place that replaces the process).
 
 pub mod config;
-pub mod error;
-pub mod probe;
 pub mod container_env;
+pub mod error;
 pub mod exec;
 pub mod flags;
 pub mod invocation;
 pub mod mounts;
 pub mod pbs;
 pub mod plan;
+pub mod probe;
 pub mod quote;
 pub mod runtime;
 pub mod vars;

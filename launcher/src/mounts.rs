@@ -35,7 +35,12 @@ pub struct OverlayRequest<'a> {
 pub fn overlays(req: &OverlayRequest, probe: &dyn Probe) -> Result<Vec<PathBuf>, LaunchError> {
     let user: Vec<PathBuf> = req
         .user_list
-        .map(|list| split_path_list(list).filter(|e| !e.is_empty()).map(PathBuf::from).collect())
+        .map(|list| {
+            split_path_list(list)
+                .filter(|e| !e.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
         .unwrap_or_default();
     let mut out: Vec<PathBuf> = Vec::new();
     if let Some(dir) = req.all_from {
@@ -115,9 +120,17 @@ mod tests {
     fn l11_own_image_first_then_user_list_dropping_empty_entries() {
         let t = envs();
         let own = t.path().join("own.sqsh");
-        let req = OverlayRequest { user_list: Some("::/x/test.sqsh::/y.sqsh:".as_ref()), own: &own, skip_own: false, all_from: None };
+        let req = OverlayRequest {
+            user_list: Some("::/x/test.sqsh::/y.sqsh:".as_ref()),
+            own: &own,
+            skip_own: false,
+            all_from: None,
+        };
         let got = overlays(&req, &OsProbe).unwrap();
-        assert_eq!(got, vec![own.clone(), PathBuf::from("/x/test.sqsh"), PathBuf::from("/y.sqsh")]);
+        assert_eq!(
+            got,
+            vec![own.clone(), PathBuf::from("/x/test.sqsh"), PathBuf::from("/y.sqsh")]
+        );
     }
 
     #[test]
@@ -125,18 +138,36 @@ mod tests {
         let t = envs();
         let own = t.path().join("own.sqsh");
         let list = format!("/x.sqsh:{}", own.display());
-        let req = OverlayRequest { user_list: Some(list.as_ref()), own: &own, skip_own: false, all_from: None };
-        assert_eq!(overlays(&req, &OsProbe).unwrap(), vec![PathBuf::from("/x.sqsh"), own.clone()]);
+        let req = OverlayRequest {
+            user_list: Some(list.as_ref()),
+            own: &own,
+            skip_own: false,
+            all_from: None,
+        };
+        assert_eq!(
+            overlays(&req, &OsProbe).unwrap(),
+            vec![PathBuf::from("/x.sqsh"), own.clone()]
+        );
     }
 
     #[test]
     fn l11_no_default_overlay_and_missing_image() {
         let own = PathBuf::from("/no/such/e.sqsh");
-        let req = OverlayRequest { user_list: None, own: &own, skip_own: false, all_from: None };
+        let req = OverlayRequest {
+            user_list: None,
+            own: &own,
+            skip_own: false,
+            all_from: None,
+        };
         let e = overlays(&req, &OsProbe).unwrap_err();
         assert_eq!(e.exit_code(), 125);
         assert!(e.to_string().contains("/no/such/e.sqsh"));
-        let req = OverlayRequest { user_list: Some("/u.sqsh".as_ref()), own: &own, skip_own: true, all_from: None };
+        let req = OverlayRequest {
+            user_list: Some("/u.sqsh".as_ref()),
+            own: &own,
+            skip_own: true,
+            all_from: None,
+        };
         assert_eq!(overlays(&req, &OsProbe).unwrap(), vec![PathBuf::from("/u.sqsh")]);
     }
 
@@ -144,7 +175,12 @@ mod tests {
     fn l15_overlays_all_lists_every_image_own_last() {
         let t = envs();
         let own = t.path().join("own.sqsh");
-        let req = OverlayRequest { user_list: None, own: &own, skip_own: false, all_from: Some(t.path()) };
+        let req = OverlayRequest {
+            user_list: None,
+            own: &own,
+            skip_own: false,
+            all_from: Some(t.path()),
+        };
         let got = overlays(&req, &OsProbe).unwrap();
         assert_eq!(got, vec![t.path().join("a.sqsh"), t.path().join("b.sqsh"), own]);
     }
@@ -152,8 +188,15 @@ mod tests {
     #[test]
     fn l12_only_existing_binds_joined_with_commas() {
         let t = tempfile::tempdir().unwrap();
-        let binds = vec![PathBuf::from("/nonexistent-bind"), t.path().to_path_buf(), PathBuf::from("/")];
-        assert_eq!(bind_list(&binds, &OsProbe).unwrap(), OsString::from(format!("{},/", t.path().display())));
+        let binds = vec![
+            PathBuf::from("/nonexistent-bind"),
+            t.path().to_path_buf(),
+            PathBuf::from("/"),
+        ];
+        assert_eq!(
+            bind_list(&binds, &OsProbe).unwrap(),
+            OsString::from(format!("{},/", t.path().display()))
+        );
         assert_eq!(bind_list(&[PathBuf::from("/nonexistent-bind")], &OsProbe), None);
     }
 }

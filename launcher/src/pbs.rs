@@ -133,9 +133,22 @@ mod tests {
         assert_eq!(
             remote_args(&call, &remote),
             os(&[
-                "-l", "u", "node1", "/s/e-1.d/bin/launcher", "--runtime", "/usr/bin/apptainer",
-                "--launcher", "/s/e-1.d/bin/launcher", "--overlay-path", "/a.sqsh", "--path", "/p:/q",
-                "--", "python3", "-c", "x",
+                "-l",
+                "u",
+                "node1",
+                "/s/e-1.d/bin/launcher",
+                "--runtime",
+                "/usr/bin/apptainer",
+                "--launcher",
+                "/s/e-1.d/bin/launcher",
+                "--overlay-path",
+                "/a.sqsh",
+                "--path",
+                "/p:/q",
+                "--",
+                "python3",
+                "-c",
+                "x",
             ])
         );
     }

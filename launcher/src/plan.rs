@@ -57,10 +57,7 @@ impl ExecPlan {
 
     /// The value this plan gives `name`, if it sets it.
     pub fn env_value(&self, name: &str) -> Option<&OsStr> {
-        self.set_env
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_os_str())
+        self.set_env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_os_str())
     }
 
     /// A line that can be pasted into a shell: changed variables as
@@ -213,12 +210,10 @@ impl Planner<'_> {
             },
             // Only the launcher's own name means a top-level direct call: a
             // stray link `python3 -> launcher` outside an env dir is an error.
-            None if resolved.invoked.file_name() == Some(launcher_name) => {
-                Mode::Direct {
-                    link: None,
-                    call: parse_direct(&args)?,
-                }
-            }
+            None if resolved.invoked.file_name() == Some(launcher_name) => Mode::Direct {
+                link: None,
+                call: parse_direct(&args)?,
+            },
             None => {
                 return Err(LaunchError::NoEnvironment {
                     path: resolved.invoked.clone(),
@@ -229,7 +224,13 @@ impl Planner<'_> {
 
         let launch = match mode {
             Mode::Command { link, args } => {
-                self.note(|| format!("command mode: env {} command {}", link.env, link.command.to_string_lossy()));
+                self.note(|| {
+                    format!(
+                        "command mode: env {} command {}",
+                        link.env,
+                        link.command.to_string_lossy()
+                    )
+                });
                 Launch {
                     config: &config,
                     env: link.env.clone(),
@@ -244,7 +245,11 @@ impl Planner<'_> {
             }
             Mode::Direct { link, call } => {
                 if call.flags.help {
-                    return Ok(Action::Show { text: USAGE.into(), stderr: false, exit: 0 });
+                    return Ok(Action::Show {
+                        text: USAGE.into(),
+                        stderr: false,
+                        exit: 0,
+                    });
                 }
                 if call.flags.version {
                     return Ok(Action::Show {
@@ -255,7 +260,11 @@ impl Planner<'_> {
                 }
                 *dry_run |= call.flags.dry_run;
                 let Some(command) = call.command.clone() else {
-                    return Ok(Action::Show { text: USAGE.into(), stderr: true, exit: crate::error::EXIT_USAGE });
+                    return Ok(Action::Show {
+                        text: USAGE.into(),
+                        stderr: true,
+                        exit: crate::error::EXIT_USAGE,
+                    });
                 };
                 let scripts_dir = match &link {
                     Some(link) => link.scripts_dir.clone(),
@@ -325,7 +334,10 @@ impl Planner<'_> {
                 why: "it is writable by others".into(),
             });
         }
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if let Ok(dir_stat) = self.probe.stat(dir) {
             if dir_stat.world_writable() && !dir_stat.sticky() {
                 return Err(LaunchError::Insecure {
@@ -431,7 +443,10 @@ impl Planner<'_> {
             let path = PathBuf::from(command);
             return match self.probe.stat(&path) {
                 Ok(s) if s.is_executable_file() => Ok(path),
-                Ok(_) => Err(LaunchError::NotExecutable { path, reason: "not an executable file".into() }),
+                Ok(_) => Err(LaunchError::NotExecutable {
+                    path,
+                    reason: "not an executable file".into(),
+                }),
                 Err(_) => Err(LaunchError::CommandNotFound {
                     command: command.to_string_lossy().into_owned(),
                     place: String::new(),
@@ -440,11 +455,12 @@ impl Planner<'_> {
         }
         let launcher = self.launcher_stat(&launch.launcher);
         let path_var = launch.path_var(self.vars);
-        search_path(command, path_var, self.probe, |s| !launcher.is_some_and(|l| l.same_file(s))).ok_or_else(|| {
-            LaunchError::CommandNotFound {
-                command: command.to_string_lossy().into_owned(),
-                place: " on PATH (launcher links skipped)".into(),
-            }
+        search_path(command, path_var, self.probe, |s| {
+            !launcher.is_some_and(|l| l.same_file(s))
+        })
+        .ok_or_else(|| LaunchError::CommandNotFound {
+            command: command.to_string_lossy().into_owned(),
+            place: " on PATH (launcher links skipped)".into(),
         })
     }
 
@@ -457,7 +473,10 @@ impl Planner<'_> {
                 place: " (override script)".into(),
             })?;
             if !stat.is_executable_file() {
-                return Err(LaunchError::NotExecutable { path: script, reason: "override script is not executable".into() });
+                return Err(LaunchError::NotExecutable {
+                    path: script,
+                    reason: "override script is not executable".into(),
+                });
             }
             self.check_trusted(&script, &stat, "override script")?;
             return Ok(Some(script));
@@ -491,10 +510,14 @@ impl Planner<'_> {
     }
 
     fn envs_dir<'c>(&self, config: &'c Config) -> Result<&'c Path, LaunchError> {
-        config.container.envs_dir.as_deref().ok_or_else(|| LaunchError::MissingSetting {
-            key: "container.envs_dir",
-            config: PathBuf::from(CONFIG_FILE_NAME),
-        })
+        config
+            .container
+            .envs_dir
+            .as_deref()
+            .ok_or_else(|| LaunchError::MissingSetting {
+                key: "container.envs_dir",
+                config: PathBuf::from(CONFIG_FILE_NAME),
+            })
     }
 
     /// L15: exec the override script with the original arguments and
@@ -572,12 +595,18 @@ impl Planner<'_> {
         )?;
         let flavour = flavour(config.runtime.flavour, &runtime, self.probe);
         self.note(|| format!("runtime {} ({:?})", runtime.display(), flavour));
-        let image = config.runtime.image.as_deref().ok_or_else(|| LaunchError::MissingSetting {
-            key: "runtime.image",
-            config: PathBuf::from(CONFIG_FILE_NAME),
-        })?;
+        let image = config
+            .runtime
+            .image
+            .as_deref()
+            .ok_or_else(|| LaunchError::MissingSetting {
+                key: "runtime.image",
+                config: PathBuf::from(CONFIG_FILE_NAME),
+            })?;
         if self.probe.stat(image).is_err() {
-            return Err(LaunchError::MissingBaseImage { path: image.to_path_buf() });
+            return Err(LaunchError::MissingBaseImage {
+                path: image.to_path_buf(),
+            });
         }
         let envs_dir = self.envs_dir(config)?;
         let own = own_image(envs_dir, &launch.env);
@@ -644,7 +673,12 @@ impl Planner<'_> {
             let matcher = ScriptsBinMatcher::new(launch);
             let probe = self.probe;
             prepend_path(
-                &PathRequest { existing: &existing, path: path_var, runtime_dir, real_bin: &real_bin },
+                &PathRequest {
+                    existing: &existing,
+                    path: path_var,
+                    runtime_dir,
+                    real_bin: &real_bin,
+                },
                 |entry| matcher.matches(entry, probe),
             )
         };
@@ -679,7 +713,11 @@ impl Planner<'_> {
                 EnvFacts::parse(&bytes, path).map(Some)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LaunchError::Unreadable { what: "env.toml", path: path.to_path_buf(), reason: e.to_string() }),
+            Err(e) => Err(LaunchError::Unreadable {
+                what: "env.toml",
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -698,7 +736,10 @@ struct ScriptsBinMatcher<'a> {
 impl<'a> ScriptsBinMatcher<'a> {
     fn new(launch: &'a Launch) -> ScriptsBinMatcher<'a> {
         let canonical = launch.env_dir().join("bin").into_os_string().into_vec();
-        let on_chain = launch.link.as_ref().map_or_else(|| canonical.clone(), |l| l.bin_dir.as_os_str().as_bytes().to_vec());
+        let on_chain = launch
+            .link
+            .as_ref()
+            .map_or_else(|| canonical.clone(), |l| l.bin_dir.as_os_str().as_bytes().to_vec());
         ScriptsBinMatcher {
             known: [on_chain, canonical],
             scripts_dir: launch.scripts_dir.as_os_str().as_bytes(),
@@ -712,9 +753,15 @@ impl<'a> ScriptsBinMatcher<'a> {
             return true;
         }
         // `<scripts>/<X>.d/bin`, with `<scripts>` spelled as on the chain.
-        let Some(env_dir) = bytes.strip_suffix(b"/bin") else { return false };
-        let Some(rest) = env_dir.strip_prefix(self.scripts_dir) else { return false };
-        let Some(name) = rest.strip_prefix(b"/") else { return false };
+        let Some(env_dir) = bytes.strip_suffix(b"/bin") else {
+            return false;
+        };
+        let Some(rest) = env_dir.strip_prefix(self.scripts_dir) else {
+            return false;
+        };
+        let Some(name) = rest.strip_prefix(b"/") else {
+            return false;
+        };
         if name.contains(&b'/') || !name.ends_with(b".d") {
             return false;
         }

@@ -36,7 +36,9 @@ pub fn find_runtime(
     path_var: Option<&OsStr>,
     probe: &dyn Probe,
 ) -> Result<PathBuf, LaunchError> {
-    let explicit = flag.map(|p| (p, "--runtime")).or(configured.map(|p| (p, "runtime.path")));
+    let explicit = flag
+        .map(|p| (p, "--runtime"))
+        .or(configured.map(|p| (p, "runtime.path")));
     if let Some((path, source)) = explicit {
         return match probe.stat(path) {
             Ok(stat) if stat.is_executable_file() => Ok(path.to_path_buf()),
@@ -59,7 +61,8 @@ pub fn find_runtime(
         }
     }
     Err(LaunchError::NoRuntime {
-        looked: "no --runtime flag, no runtime.path in launcher.toml, and neither apptainer nor singularity on PATH".into(),
+        looked: "no --runtime flag, no runtime.path in launcher.toml, and neither apptainer nor singularity on PATH"
+            .into(),
     })
 }
 
@@ -134,9 +137,15 @@ mod tests {
         exe(&d1.join("singularity"));
         exe(&d2.join("apptainer"));
         let list = format!("{}:{}", d1.display(), d2.display());
-        assert_eq!(find_runtime(None, None, Some(list.as_ref()), &OsProbe).unwrap(), d1.join("singularity"));
+        assert_eq!(
+            find_runtime(None, None, Some(list.as_ref()), &OsProbe).unwrap(),
+            d1.join("singularity")
+        );
         exe(&d1.join("apptainer"));
-        assert_eq!(find_runtime(None, None, Some(list.as_ref()), &OsProbe).unwrap(), d1.join("apptainer"));
+        assert_eq!(
+            find_runtime(None, None, Some(list.as_ref()), &OsProbe).unwrap(),
+            d1.join("apptainer")
+        );
     }
 
     #[test]
@@ -158,9 +167,15 @@ mod tests {
         assert_eq!(flavour(FlavourSetting::Singularity, &s, &OsProbe), Flavour::Singularity);
         let t2 = tempfile::tempdir().unwrap();
         exe(&t2.path().join("singularity"));
-        assert_eq!(flavour(FlavourSetting::Auto, &t2.path().join("singularity"), &OsProbe), Flavour::Singularity);
+        assert_eq!(
+            flavour(FlavourSetting::Auto, &t2.path().join("singularity"), &OsProbe),
+            Flavour::Singularity
+        );
         exe(&t2.path().join("standin"));
         assert_eq!(flavour_by_name(&t2.path().join("standin"), &OsProbe), None);
-        assert_eq!(flavour(FlavourSetting::Auto, &t2.path().join("standin"), &OsProbe), Flavour::Singularity);
+        assert_eq!(
+            flavour(FlavourSetting::Auto, &t2.path().join("standin"), &OsProbe),
+            Flavour::Singularity
+        );
     }
 }

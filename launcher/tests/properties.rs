@@ -31,7 +31,10 @@ fn inside_tree() -> &'static (tempfile::TempDir, PathBuf) {
         std::fs::create_dir_all(t.path().join("marker")).unwrap();
         std::fs::write(
             s.join("launcher.toml"),
-            format!("[container]\nmarker = \"../marker\"\nprefix = \"{}\"\n", t.path().join("opt/conda").display()),
+            format!(
+                "[container]\nmarker = \"../marker\"\nprefix = \"{}\"\n",
+                t.path().join("opt/conda").display()
+            ),
         )
         .unwrap();
         let link = s.join("e-1.d/bin/python3");

@@ -46,7 +46,13 @@ fn recorder() -> &'static Path {
             let src = dir.path().join("recorder.c");
             let bin = dir.path().join("recorder");
             std::fs::write(&src, RECORDER_C).unwrap();
-            let status = Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src).status().expect("a C compiler (cc) is needed");
+            let status = Command::new("cc")
+                .arg("-O1")
+                .arg("-o")
+                .arg(&bin)
+                .arg(&src)
+                .status()
+                .expect("a C compiler (cc) is needed");
             assert!(status.success(), "compiling the recorder failed");
             (dir, bin)
         })
@@ -70,11 +76,23 @@ fn write_exe(path: &Path, text: &str) {
 
 impl Tree {
     fn new(extra_config: &str) -> Tree {
-        let t = Tree { dir: tempfile::tempdir().unwrap() };
+        let t = Tree {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let s = t.p("scripts");
         std::fs::create_dir_all(s.join("e-1.d/bin")).unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_launcher"), s.join("launcher")).unwrap();
-        for cmd in ["python3", "launcher", "ssh", "pbs_tmrsh", "jupyter", "mpicc", "qsub", "data", "nosuch"] {
+        for cmd in [
+            "python3",
+            "launcher",
+            "ssh",
+            "pbs_tmrsh",
+            "jupyter",
+            "mpicc",
+            "qsub",
+            "data",
+            "nosuch",
+        ] {
             symlink("../../launcher", s.join("e-1.d/bin").join(cmd)).unwrap();
         }
         symlink("e-1.d", s.join("e.d")).unwrap();
@@ -119,7 +137,10 @@ impl Tree {
     /// Run `program` with a clean environment plus `env`.
     fn run(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(program);
-        cmd.args(args).env_clear().env("PATH", self.path_var()).env("RECORD_DIR", self.p("rec"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", self.path_var())
+            .env("RECORD_DIR", self.p("rec"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -129,7 +150,10 @@ impl Tree {
     fn recorded_argv(&self, name: &str) -> Vec<String> {
         let bytes = std::fs::read(self.p("rec").join(format!("{name}.argv")))
             .unwrap_or_else(|e| panic!("{name} was not run: {e}"));
-        let mut args: Vec<String> = bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let mut args: Vec<String> = bytes
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         args.pop(); // after the last NUL
         args
     }
@@ -147,7 +171,12 @@ impl Tree {
 }
 
 fn ok(out: &Output) {
-    assert!(out.status.success(), "status {:?}, stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn stderr(out: &Output) -> String {
@@ -160,7 +189,10 @@ fn assert_error(out: &Output, code: i32, needle: &str) {
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(!lines.is_empty() && lines.len() <= 2, "one line (+hint): {err}");
-    assert!(lines[0].starts_with("launcher: ") && lines[0].contains(needle), "{needle:?} not in {err}");
+    assert!(
+        lines[0].starts_with("launcher: ") && lines[0].contains(needle),
+        "{needle:?} not in {err}"
+    );
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
 }
 
@@ -172,14 +204,24 @@ fn command_mode_exact_runtime_command_l14() {
     assert_eq!(
         t.recorded_argv("apptainer"),
         vec![
-            t.s("rt/apptainer"), "-s".into(), "exec".into(), "--bind".into(), "/etc".into(),
-            format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")), t.s("scripts/../base.sandbox"),
-            link, "-c".into(), "print(1)".into(),
+            t.s("rt/apptainer"),
+            "-s".into(),
+            "exec".into(),
+            "--bind".into(),
+            "/etc".into(),
+            format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")),
+            t.s("scripts/../base.sandbox"),
+            link,
+            "-c".into(),
+            "print(1)".into(),
         ]
     );
     let env = t.recorded_env("apptainer");
     assert_eq!(env["LAUNCHER_DEPTH"], "1");
-    assert_eq!(env["APPTAINERENV_PREPEND_PATH"], format!("{}:{}", t.s("opt/conda/e-1/bin"), t.s("host")));
+    assert_eq!(
+        env["APPTAINERENV_PREPEND_PATH"],
+        format!("{}:{}", t.s("opt/conda/e-1/bin"), t.s("host"))
+    );
     assert_eq!(env["APPTAINERENV_CONDA_BASE"], t.s("scripts/../envs/e-1"));
 }
 
@@ -191,14 +233,19 @@ fn direct_mode_runs_bare_command_l3() {
     assert_eq!(argv[argv.len() - 3..], ["bash", "-c", "echo hi"]);
     ok(&t.run(&t.s("scripts/launcher"), &["--env", "e", "bash"], &[]));
     let argv = t.recorded_argv("apptainer");
-    assert!(argv.contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))), "{argv:?}");
+    assert!(
+        argv.contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))),
+        "{argv:?}"
+    );
 }
 
 #[test]
 fn alias_dir_resolves_env_l2() {
     let t = Tree::new("");
     ok(&t.run(&t.s("scripts/e.d/bin/python3"), &[], &[]));
-    assert!(t.recorded_argv("apptainer").contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))));
+    assert!(t
+        .recorded_argv("apptainer")
+        .contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))));
 }
 
 #[test]
@@ -219,13 +266,23 @@ fn shebang_line_l1() {
     write_exe(&script, &format!("#!{}\nprint('hi')\n", t.s("scripts/e.d/bin/python3")));
     ok(&t.run(&script.display().to_string(), &["arg"], &[]));
     let argv = t.recorded_argv("apptainer");
-    assert_eq!(argv[argv.len() - 3..], [t.s("scripts/e.d/bin/python3"), script.display().to_string(), "arg".into()]);
+    assert_eq!(
+        argv[argv.len() - 3..],
+        [
+            t.s("scripts/e.d/bin/python3"),
+            script.display().to_string(),
+            "arg".into()
+        ]
+    );
     // #!/usr/bin/env python3 with the scripts bin on PATH.
     write_exe(&script, "#!/usr/bin/env python3\nprint('hi')\n");
     let path = format!("{}:{}", t.s("scripts/e.d/bin"), t.path_var());
     ok(&t.run(&script.display().to_string(), &[], &[("PATH", &path)]));
     let argv = t.recorded_argv("apptainer");
-    assert_eq!(argv[argv.len() - 2..], [t.s("scripts/e.d/bin/python3"), script.display().to_string()]);
+    assert_eq!(
+        argv[argv.len() - 2..],
+        [t.s("scripts/e.d/bin/python3"), script.display().to_string()]
+    );
 }
 
 #[test]
@@ -237,7 +294,14 @@ fn path_lookup_and_exec_a_l1() {
     let argv = t.recorded_argv("apptainer");
     assert_eq!(argv[argv.len() - 2..], [t.s("scripts/e.d/bin/python3"), "-V".into()]);
     // exec -a othername: argv[0] is no PATH name; AT_EXECFN is used.
-    ok(&t.run("/bin/bash", &["-c", &format!("exec -a othername {} -V", t.s("scripts/e.d/bin/python3"))], &[]));
+    ok(&t.run(
+        "/bin/bash",
+        &[
+            "-c",
+            &format!("exec -a othername {} -V", t.s("scripts/e.d/bin/python3")),
+        ],
+        &[],
+    ));
     let argv = t.recorded_argv("apptainer");
     assert_eq!(argv[argv.len() - 2..], [t.s("scripts/e.d/bin/python3"), "-V".into()]);
 }
@@ -246,10 +310,18 @@ fn path_lookup_and_exec_a_l1() {
 fn both_flavours_l10() {
     let t = Tree::new("");
     // Apptainer layout: singularity -> apptainer; found as `singularity` too.
-    ok(&t.run(&t.s("scripts/e.d/bin/python3"), &["-V"], &[("PATH", &format!("{}:/usr/bin", t.s("rt")))]));
+    ok(&t.run(
+        &t.s("scripts/e.d/bin/python3"),
+        &["-V"],
+        &[("PATH", &format!("{}:/usr/bin", t.s("rt")))],
+    ));
     assert!(t.recorded_env("apptainer").contains_key("APPTAINERENV_PREPEND_PATH"));
     // SingularityCE layout.
-    ok(&t.run(&t.s("scripts/e.d/bin/python3"), &[], &[("PATH", &format!("{}:/usr/bin", t.s("ce")))]));
+    ok(&t.run(
+        &t.s("scripts/e.d/bin/python3"),
+        &[],
+        &[("PATH", &format!("{}:/usr/bin", t.s("ce")))],
+    ));
     let env = t.recorded_env("singularity");
     assert!(env.contains_key("SINGULARITYENV_PREPEND_PATH"), "{env:?}");
     assert!(!env.contains_key("APPTAINERENV_PREPEND_PATH"));
@@ -258,11 +330,23 @@ fn both_flavours_l10() {
 #[test]
 fn container_overlay_path_merging_l11() {
     let t = Tree::new("");
-    ok(&t.run(&t.s("scripts/e.d/bin/python3"), &[], &[("CONTAINER_OVERLAY_PATH", "/x/a.sqsh::/x/b c.sqsh:")]));
-    let overlays: Vec<String> = t.recorded_argv("apptainer").into_iter().filter(|a| a.starts_with("--overlay")).collect();
+    ok(&t.run(
+        &t.s("scripts/e.d/bin/python3"),
+        &[],
+        &[("CONTAINER_OVERLAY_PATH", "/x/a.sqsh::/x/b c.sqsh:")],
+    ));
+    let overlays: Vec<String> = t
+        .recorded_argv("apptainer")
+        .into_iter()
+        .filter(|a| a.starts_with("--overlay"))
+        .collect();
     assert_eq!(
         overlays,
-        vec![format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")), "--overlay=/x/a.sqsh".into(), "--overlay=/x/b c.sqsh".into()]
+        vec![
+            format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")),
+            "--overlay=/x/a.sqsh".into(),
+            "--overlay=/x/b c.sqsh".into()
+        ]
     );
 }
 
@@ -270,7 +354,11 @@ fn container_overlay_path_merging_l11() {
 fn overlays_all_l15() {
     let t = Tree::new("[commands.jupyter]\noverlays = \"all\"\n");
     ok(&t.run(&t.s("scripts/e.d/bin/jupyter"), &["lab"], &[]));
-    let overlays: Vec<String> = t.recorded_argv("apptainer").into_iter().filter(|a| a.starts_with("--overlay")).collect();
+    let overlays: Vec<String> = t
+        .recorded_argv("apptainer")
+        .into_iter()
+        .filter(|a| a.starts_with("--overlay"))
+        .collect();
     let img = |n: &str| format!("--overlay={}", t.s(&format!("scripts/../envs/{n}")));
     assert_eq!(overlays, vec![img("aa.sqsh"), img("zz.sqsh"), img("e-1.sqsh")]);
 }
@@ -314,13 +402,27 @@ fn pbs_tmrsh_rewriting_l16() {
     for user in [vec!["-l", "user"], vec!["-luser"]] {
         let mut args: Vec<&str> = user.clone();
         args.extend(["node2", "python3", "a b"]);
-        ok(&t.run(&t.s("scripts/e.d/bin/pbs_tmrsh"), &args, &[("PATH", &path), ("CONTAINER_OVERLAY_PATH", "/o.sqsh")]));
+        ok(&t.run(
+            &t.s("scripts/e.d/bin/pbs_tmrsh"),
+            &args,
+            &[("PATH", &path), ("CONTAINER_OVERLAY_PATH", "/o.sqsh")],
+        ));
         let mut want: Vec<String> = vec!["pbs_tmrsh".into()];
         want.extend(user.iter().map(|s| s.to_string()));
         want.extend([
-            "node2".into(), launcher.clone(), "--runtime".into(), t.s("rt/apptainer"), "--launcher".into(),
-            launcher.clone(), "--overlay-path".into(), "/o.sqsh".into(), "--path".into(), path.clone(),
-            "--".into(), "python3".into(), "a b".into(),
+            "node2".into(),
+            launcher.clone(),
+            "--runtime".into(),
+            t.s("rt/apptainer"),
+            "--launcher".into(),
+            launcher.clone(),
+            "--overlay-path".into(),
+            "/o.sqsh".into(),
+            "--path".into(),
+            path.clone(),
+            "--".into(),
+            "python3".into(),
+            "a b".into(),
         ]);
         assert_eq!(t.recorded_argv("pbs_tmrsh"), want);
     }
@@ -363,13 +465,22 @@ fn default_sigpipe_in_child_l22() {
     symlink("../../launcher", t.p("scripts/e-1.d/bin/yes")).unwrap();
     let script = format!("{} | head -1; echo \"${{PIPESTATUS[0]}}\"", t.s("scripts/e.d/bin/yes"));
     let out = t.run("/bin/bash", &["-c", &script], &[]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n141\n", "yes must die of SIGPIPE (128+13): {}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "y\n141\n",
+        "yes must die of SIGPIPE (128+13): {}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn dry_run_prints_pasteable_command_l17() {
     let t = Tree::new("");
-    let out = t.run(&t.s("scripts/e.d/bin/launcher"), &["--dry-run", "printf", "%s|", "a b", "it's"], &[]);
+    let out = t.run(
+        &t.s("scripts/e.d/bin/launcher"),
+        &["--dry-run", "printf", "%s|", "a b", "it's"],
+        &[],
+    );
     ok(&out);
     let line = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
     assert!(!t.p("rec/apptainer.argv").exists(), "dry run runs nothing");
@@ -379,9 +490,17 @@ fn dry_run_prints_pasteable_command_l17() {
     assert_eq!(argv[argv.len() - 4..], ["printf", "%s|", "a b", "it's"]);
     assert_eq!(t.recorded_env("apptainer")["LAUNCHER_DEPTH"], "1");
     // The environment variable form, and debug output on stderr.
-    let out = t.run(&t.s("scripts/e.d/bin/python3"), &[], &[("LAUNCHER_DRY_RUN", "1"), ("LAUNCHER_DEBUG", "1")]);
+    let out = t.run(
+        &t.s("scripts/e.d/bin/python3"),
+        &[],
+        &[("LAUNCHER_DRY_RUN", "1"), ("LAUNCHER_DEBUG", "1")],
+    );
     ok(&out);
-    assert!(stderr(&out).contains("launcher: debug: outside the container"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("launcher: debug: outside the container"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -393,7 +512,11 @@ fn errors_have_one_line_and_documented_codes_l18() {
     assert_error(&t.run(&link, &[], &[]), 125, "e-1.sqsh");
     std::fs::rename(t.p("envs/moved"), t.p("envs/e-1.sqsh")).unwrap();
     // No runtime.
-    assert_error(&t.run(&link, &[], &[("PATH", "/nonexistent")]), 125, "no container runtime");
+    assert_error(
+        &t.run(&link, &[], &[("PATH", "/nonexistent")]),
+        125,
+        "no container runtime",
+    );
     // Missing config.
     std::fs::rename(t.p("scripts/launcher.toml"), t.p("scripts/moved.toml")).unwrap();
     assert_error(&t.run(&link, &[], &[]), 125, "launcher.toml");
@@ -402,7 +525,11 @@ fn errors_have_one_line_and_documented_codes_l18() {
     std::fs::write(t.p("scripts/launcher.toml"), "[runtime\n").unwrap();
     assert_error(&t.run(&link, &[], &[]), 125, "launcher.toml:1:");
     t.config("flavor = \"auto\"\n");
-    assert_error(&t.run(&link, &[], &[]), 125, "launcher.toml:8:1: unknown field `flavor`");
+    assert_error(
+        &t.run(&link, &[], &[]),
+        125,
+        "launcher.toml:8:1: unknown field `flavor`",
+    );
     t.config("");
     // World-writable config.
     std::fs::set_permissions(t.p("scripts/launcher.toml"), std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -418,16 +545,28 @@ fn errors_have_one_line_and_documented_codes_l18() {
     std::fs::create_dir_all(t.p("marker")).unwrap();
     assert_error(&t.run(&t.s("scripts/e.d/bin/nosuch"), &[], &[]), 127, "nosuch");
     assert_error(&t.run(&t.s("scripts/e.d/bin/data"), &[], &[]), 126, "data");
-    assert_error(&t.run(&t.s("scripts/e.d/bin/launcher"), &["no-such-command"], &[]), 127, "no-such-command");
+    assert_error(
+        &t.run(&t.s("scripts/e.d/bin/launcher"), &["no-such-command"], &[]),
+        127,
+        "no-such-command",
+    );
     // Usage: no command, unknown flag.
     let out = t.run(&t.s("scripts/e.d/bin/launcher"), &[], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("usage:"));
-    assert_error(&t.run(&t.s("scripts/e.d/bin/launcher"), &["--bogus"], &[]), 2, "--bogus");
+    assert_error(
+        &t.run(&t.s("scripts/e.d/bin/launcher"), &["--bogus"], &[]),
+        2,
+        "--bogus",
+    );
     // Not a link in an env dir at all.
     let stray = t.p("stray");
     symlink(t.p("scripts/launcher"), &stray).unwrap();
-    assert_error(&t.run(&stray.display().to_string(), &[], &[]), 125, "cannot work out the environment");
+    assert_error(
+        &t.run(&stray.display().to_string(), &[], &[]),
+        125,
+        "cannot work out the environment",
+    );
 }
 
 /// L23: the release binary is static. CI builds it before the tests run.
@@ -439,10 +578,17 @@ fn release_binary_is_static_l23() {
         if std::env::var_os("LAUNCHER_E2E_REQUIRED").is_some() {
             panic!("{} missing: CI must build the release binary first", binary.display());
         }
-        eprintln!("SKIP release_binary_is_static_l23: no release build at {} (run cargo build --release)", binary.display());
+        eprintln!(
+            "SKIP release_binary_is_static_l23: no release build at {} (run cargo build --release)",
+            binary.display()
+        );
         return;
     }
-    let out = Command::new("readelf").arg("-d").arg(&binary).output().expect("readelf (binutils) is needed");
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&binary)
+        .output()
+        .expect("readelf (binutils) is needed");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("(NEEDED)"), "dynamic dependencies:\n{text}");
