@@ -141,7 +141,15 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
     }
     let Some(image) = image else { return };
     let desired = match desired_tree(site, env, &image) {
-        Ok((tree, _skipped)) => tree,
+        Ok(desired) => {
+            for n in &desired.activation.not_captured {
+                report.warning(format!(
+                    "{env}: activation script {} not captured ({}): set what it sets in [container.env] if shebang users need it",
+                    n.script, n.reason
+                ));
+            }
+            desired.tree
+        }
         Err(e) => return report.problem(format!("{env}: {e}")),
     };
     let actual = match Tree::read(&env_dir) {

@@ -8,11 +8,13 @@
 //! serialises runs, `farm`/`check`/`status`/`demo` are the subcommands, and
 //! `cli` turns the command line into calls of them.
 
+pub mod activation;
 pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod farm;
+pub mod fault;
 pub mod image;
 pub mod lock;
 pub mod runtime;
