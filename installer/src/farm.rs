@@ -348,6 +348,16 @@ fn describe(diff: &Diff, created: bool, links: usize) -> String {
     }
 }
 
+/// Fail now, before anything changes, when `farm` would find no launcher
+/// binary to install or keep (`deploy` checks this before swapping images).
+pub fn check_launcher_source(site: &Site, launcher: Option<&Path>) -> Result<()> {
+    let opts = FarmOptions {
+        launcher_source: launcher.map(Path::to_path_buf),
+        ..FarmOptions::default()
+    };
+    launcher_binary(site, &opts).map(|_| ())
+}
+
 /// The launcher binary's bytes, or `None` to keep the installed one.
 fn launcher_binary(site: &Site, opts: &FarmOptions) -> Result<Option<Vec<u8>>> {
     let source = match &opts.launcher_source {
@@ -379,7 +389,7 @@ pub fn default_launcher_source() -> Option<PathBuf> {
 
 /// Create `<scripts>` if needed, and fail early and clearly when it cannot
 /// be written to.
-fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
+pub fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
     let not_writable = |reason: String| InstallError::NotWritable {
         path: scripts.to_path_buf(),
         reason,
