@@ -282,6 +282,12 @@ fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64)> {
         path: paths.backup.clone(),
         reason: format!("no backup to roll back to: {}", io_reason(&e)),
     })?;
+    if same_inode(&paths.backup, &paths.live) {
+        return Err(InstallError::Image {
+            path: paths.backup.clone(),
+            reason: "is the live image itself (an interrupted deploy?); nothing to roll back to".into(),
+        });
+    }
     EnvImage::open(&paths.backup)?.bin_entries(&site.bin_in_image(env), env)?;
     Ok((meta.dev(), meta.ino()))
 }
@@ -289,11 +295,24 @@ fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64)> {
 /// `<backup>/<env>.sqsh` becomes a hard link of the live image: linked at
 /// a temporary name, renamed over the old backup, directory synced.
 fn keep_as_backup(paths: &Paths, env: &str) -> Result<()> {
+    if same_inode(&paths.live, &paths.backup) {
+        // Already (a re-run after a crash): rename(2) of a link onto
+        // another link of the same file would do nothing and leave the
+        // temporary name behind.
+        return Ok(());
+    }
     let temp = paths.backup_dir.join(format!(".{env}.sqsh.new-{}", std::process::id()));
     remove_if_present(&temp)?;
     fs::hard_link(&paths.live, &temp).map_err(|e| link_error(&temp, &paths.envs, e))?;
     rename(&temp, &paths.backup)?;
     sync_dir(&paths.backup_dir)
+}
+
+fn same_inode(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 fn link_error(at: &Path, envs: &Path, e: io::Error) -> InstallError {
