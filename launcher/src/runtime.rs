@@ -10,7 +10,7 @@ use crate::invocation::split_path_list;
 use crate::probe::Probe;
 
 /// Runtime names searched on `PATH`, in order of preference within a dir.
-const RUNTIME_NAMES: [&str; 2] = ["apptainer", "singularity"];
+pub const RUNTIME_NAMES: [&str; 2] = ["apptainer", "singularity"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -70,15 +70,20 @@ pub fn flavour(setting: FlavourSetting, runtime: &Path, probe: &dyn Probe) -> Fl
     match setting {
         FlavourSetting::Apptainer => Flavour::Apptainer,
         FlavourSetting::Singularity => Flavour::Singularity,
-        FlavourSetting::Auto => {
-            let target = final_target(runtime, probe);
-            let name = target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-            if name.contains("apptainer") {
-                Flavour::Apptainer
-            } else {
-                Flavour::Singularity
-            }
-        }
+        FlavourSetting::Auto => flavour_by_name(runtime, probe).unwrap_or(Flavour::Singularity),
+    }
+}
+
+/// The flavour the runtime binary's final link target names, if it names one.
+pub fn flavour_by_name(runtime: &Path, probe: &dyn Probe) -> Option<Flavour> {
+    let target = final_target(runtime, probe);
+    let name = target.file_name()?.to_string_lossy();
+    if name.contains("apptainer") {
+        Some(Flavour::Apptainer)
+    } else if name.contains("singularity") {
+        Some(Flavour::Singularity)
+    } else {
+        None
     }
 }
 
@@ -154,5 +159,8 @@ mod tests {
         let t2 = tempfile::tempdir().unwrap();
         exe(&t2.path().join("singularity"));
         assert_eq!(flavour(FlavourSetting::Auto, &t2.path().join("singularity"), &OsProbe), Flavour::Singularity);
+        exe(&t2.path().join("standin"));
+        assert_eq!(flavour_by_name(&t2.path().join("standin"), &OsProbe), None);
+        assert_eq!(flavour(FlavourSetting::Auto, &t2.path().join("standin"), &OsProbe), Flavour::Singularity);
     }
 }

@@ -1,6 +1,7 @@
 //! Support code shared by the end-to-end tests (tests/standin.rs,
-//! tests/e2e.rs): the prerequisites check and skip rule, the test images,
-//! the installed layout ("bed") and a process runner.
+//! tests/e2e.rs, tests/modules_tools.rs): the prerequisites check and skip
+//! rule, the test images, the installed layout ("bed"), a process runner,
+//! and the two `module` tools (Environment Modules, Lmod).
 //!
 //! Each test file includes it with `mod support;`. Not every test file uses
 //! every helper, hence the `dead_code` allowance.
@@ -9,5 +10,6 @@
 pub mod bed;
 pub mod binaries;
 pub mod images;
+pub mod modules;
 pub mod prereq;
 pub mod run;

@@ -32,7 +32,9 @@ pub fn standin_available(test: &str) -> bool {
     )
 }
 
-fn allowed(test: &str, reason: Option<String>) -> bool {
+/// The skip rule itself, for other prerequisites (e.g. the module tools):
+/// `true` when `reason` is `None`, else skip or fail as above.
+pub fn allowed(test: &str, reason: Option<String>) -> bool {
     let Some(reason) = reason else { return true };
     if std::env::var_os(REQUIRED_VAR).is_some_and(|v| v == "1") {
         panic!(
