@@ -134,6 +134,10 @@ fn i6_rollback_killed_after_every_step_leaves_old_or_new_and_recovers() {
         killed_after(rollback, step);
         let live = bytes(&f.live(ENV));
         assert!(live == a || live == b, "step {step}: the live image is neither the old nor the new one");
+        // `check` says what to do.
+        let out = f.installer().arg("check").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "step {step}: {}", stdout(&out));
+        assert!(stdout(&out).contains(&format!("a rollback of {ENV} was interrupted")), "step {step}: {}", stdout(&out));
         // Re-running finishes the interrupted rollback (never rolls back twice).
         assert_success(&f.installer().args(["rollback", "--env", ENV]).output().unwrap());
         f.check_clean();
