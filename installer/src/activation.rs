@@ -15,7 +15,7 @@
 //! in `not_captured` and in a warning with the first line at fault.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::image::{EntryKind, EnvImage};
 
@@ -64,7 +64,7 @@ pub fn read(image: &EnvImage, env_prefix: &Path, env: &str) -> Activation {
                 Some(Err(e)) => Err(format!("cannot read it from the image: {e}")),
                 None => Err("not a regular file".to_string()),
             },
-            EntryKind::Symlink(target) => Err(format!("a symbolic link (to {})", PathBuf::from(target).display())),
+            EntryKind::Symlink(target) => Err(format!("a symbolic link (to {})", target.display())),
             _ => Err("not a regular file".to_string()),
         };
         match outcome {
