@@ -51,6 +51,7 @@ pub fn run(site: &Site, only: &[String]) -> Report {
         check_env(site, env, &mut report);
     }
     check_aliases(site, &mut report);
+    check_interrupted_deploys(site, &mut report);
     check_permissions(site, &envs, &mut report);
     check_visibility(site, &mut report);
     report.envs = envs;
@@ -141,7 +142,15 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
     }
     let Some(image) = image else { return };
     let desired = match desired_tree(site, env, &image) {
-        Ok((tree, _skipped)) => tree,
+        Ok(desired) => {
+            for n in &desired.activation.not_captured {
+                report.warning(format!(
+                    "{env}: activation script {} not captured ({}): set what it sets in [container.env] if shebang users need it",
+                    n.script, n.reason
+                ));
+            }
+            desired.tree
+        }
         Err(e) => return report.problem(format!("{env}: {e}")),
     };
     let actual = match Tree::read(&env_dir) {
@@ -205,6 +214,29 @@ fn check_aliases(site: &Site, report: &mut Report) {
         if std::fs::metadata(&alias).is_err() {
             let target = std::fs::read_link(&alias).unwrap_or_default();
             report.problem(format!("alias {} -> {} does not resolve", alias.display(), target.display()));
+        }
+    }
+}
+
+/// I6: an interrupted rollback must be finished (its journal is still
+/// there); temporary images of a killed deploy are only clutter.
+fn check_interrupted_deploys(site: &Site, report: &mut Report) {
+    let Ok(envs) = site.envs_dir() else { return };
+    for dir in [envs.to_path_buf(), envs.join(crate::deploy::BACKUP_DIR_NAME)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(env) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".rollback")) {
+                report.problem(format!(
+                    "{}: a rollback of {env} was interrupted; run `installer rollback --env {env}` to finish it",
+                    entry.path().display()
+                ));
+            } else if name.starts_with('.') && name.contains(".sqsh.new-") {
+                report.warning(format!(
+                    "{}: left by an interrupted deploy; the next deploy of that env removes it",
+                    entry.path().display()
+                ));
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line (see docs/installer.md): parsing with clap, dispatch to
 //! the subcommands, and the mapping of results to exit statuses.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -9,7 +10,10 @@ use crate::error::{InstallError, EXIT_CHECK_FAILED};
 use crate::farm::{self, FarmOptions};
 use crate::site::Site;
 use crate::ui::Ui;
-use crate::{check, demo, status};
+use crate::alias::{self, AliasOptions};
+use crate::deploy::{self, DeployOptions};
+use crate::pack::{self, Compression, PackOptions};
+use crate::{check, demo, modulefile, status};
 
 /// Build and maintain the scripts tree of squashfs-packed conda
 /// environments for the launcher.
@@ -36,6 +40,10 @@ pub struct SiteArgs {
     /// <scripts>/launcher.toml). Default: <scripts>/launcher.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Directory of the modulefiles (I8): <DIR>/<env>, <DIR>/.modulerc.
+    /// Default: modules_dir of the config.
+    #[arg(long, global = true, value_name = "DIR", env = "INSTALLER_MODULES")]
+    pub modules: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +59,115 @@ pub enum Command {
     /// Build a complete demo installation in DIR from a generated env and
     /// run a command through the launcher (I12).
     Demo(DemoArgs),
+    /// Pack a built conda env into a squashfs image whose root holds
+    /// <container_prefix>/<env>/ (I5), with mksquashfs.
+    Pack(PackArgs),
+    /// Put an image live as <envs_dir>/<env>.sqsh, keeping the previous one
+    /// as the backup; then rebuild the farm and the modulefile (I6).
+    Deploy(DeployArgs),
+    /// Move the backup image back into place (the live one becomes the
+    /// backup); then rebuild the farm and the modulefile (I6).
+    Rollback(RollbackArgs),
+    /// Write the modulefile of an env and the .modulerc of aliases (I8).
+    Module(ModuleArgs),
+    /// Point alias NAME (<scripts>/NAME.d, <envs>/NAME, the module alias) at
+    /// env TARGET, atomically (I9); or remove it with --remove.
+    Alias(AliasArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// The built env (its bin/, lib/, …).
+    #[arg(value_name = "PREFIX")]
+    pub prefix: PathBuf,
+    /// The env's name: the image holds <container_prefix>/NAME/.
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// The image to write. Default: NAME.sqsh in the current directory.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: Compression,
+    /// <container_prefix>. Default: container.prefix of the config when
+    /// --scripts/--config is given, else /opt/conda.
+    #[arg(long, value_name = "DIR")]
+    pub container_prefix: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the mksquashfs commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Extra mksquashfs options, after `--` (e.g. -- -b 1M -processors 8).
+    #[arg(last = true, value_name = "MKSQUASHFS_ARGS")]
+    pub mksquashfs_args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The image made by `installer pack`.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub common: DeployCommon,
+    /// The launcher binary the farm installs (as `farm --launcher`).
+    #[arg(long, value_name = "PATH")]
+    pub launcher: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub common: DeployCommon,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployCommon {
+    /// The environment.
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// Where the previous image is kept; must be on the file system of
+    /// envs_dir. Default: <envs_dir>/.backup.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Fail (exit 6) instead of waiting when another run holds the lock.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print each change instead of making it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ModuleArgs {
+    /// The environment.
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// Fail (exit 6) instead of waiting when another run holds the lock.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print each change instead of making it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AliasArgs {
+    /// The alias (e.g. analysis3, analysis3-unstable).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The environment it names (e.g. analysis3-22.10).
+    #[arg(value_name = "TARGET", required_unless_present = "remove", conflicts_with = "remove")]
+    pub target: Option<String>,
+    /// Remove the alias instead.
+    #[arg(long)]
+    pub remove: bool,
+    /// Fail (exit 6) instead of waiting when another run holds the lock.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print each change instead of making it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +300,82 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             }, ui)?;
             Ok(0)
         }
+        Command::Pack(args) => {
+            // A site is optional: it only supplies the container prefix.
+            let site = if cli.site.scripts.is_some() || cli.site.config.is_some() {
+                Some(load(&cli.site)?)
+            } else {
+                None
+            };
+            let container_prefix = args
+                .container_prefix
+                .or_else(|| site.map(|s| s.config.container.prefix))
+                .unwrap_or_else(|| PathBuf::from("/opt/conda"));
+            let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.sqsh", args.env)));
+            pack::run(&PackOptions {
+                prefix: args.prefix,
+                env: args.env,
+                output,
+                container_prefix,
+                compression: args.compression,
+                force: args.force,
+                dry_run: args.dry_run,
+                extra_args: args.mksquashfs_args,
+            }, ui)?;
+            Ok(0)
+        }
+        Command::Deploy(args) => {
+            let site = load(&cli.site)?;
+            deploy::deploy(&site, &args.image, &deploy_options(&cli.site, &args.common, args.launcher), ui)?;
+            Ok(0)
+        }
+        Command::Rollback(args) => {
+            let site = load(&cli.site)?;
+            deploy::rollback(&site, &deploy_options(&cli.site, &args.common, None), ui)?;
+            Ok(0)
+        }
+        Command::Module(args) => {
+            let site = load(&cli.site)?;
+            let dir = modulefile::dir(&site, cli.site.modules.as_deref()).ok_or_else(|| {
+                InstallError::Usage(format!(
+                    "no module directory: pass --modules DIR or set modules_dir in {}",
+                    site.config_source.display()
+                ))
+            })?;
+            if !crate::site::valid_env_name(&args.env) {
+                return Err(InstallError::Usage(format!("'{}' is not a valid environment name", args.env)));
+            }
+            let _lock = if args.dry_run {
+                None
+            } else {
+                crate::farm::ensure_scripts_dir(&site.scripts)?;
+                Some(crate::lock::acquire(&site.scripts, !args.no_wait, |msg| eprintln!("installer: {msg}"))?)
+            };
+            modulefile::write(&site, &args.env, &dir, args.dry_run, ui)?;
+            Ok(0)
+        }
+        Command::Alias(args) => {
+            let site = load(&cli.site)?;
+            alias::run(&site, &AliasOptions {
+                name: args.name,
+                target: args.target,
+                modules: cli.site.modules.clone(),
+                wait: !args.no_wait,
+                dry_run: args.dry_run,
+            }, ui)?;
+            Ok(0)
+        }
+    }
+}
+
+fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: Option<PathBuf>) -> DeployOptions {
+    DeployOptions {
+        env: common.env.clone(),
+        backup_dir: common.backup_dir.clone(),
+        launcher,
+        modules: site.modules.clone(),
+        wait: !common.no_wait,
+        dry_run: common.dry_run,
     }
 }
 

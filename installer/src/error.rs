@@ -20,7 +20,8 @@ pub const EXIT_FILESYSTEM: i32 = 5;
 pub const EXIT_LOCK_HELD: i32 = 6;
 /// An external program the installer needs is not installed.
 pub const EXIT_MISSING_TOOL: i32 = 7;
-/// A step of `demo` (building the env, running the launcher) failed.
+/// A program the installer runs failed (`mksquashfs`), or a step of
+/// `demo` (building the env, running the launcher).
 pub const EXIT_DEMO: i32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ pub enum InstallError {
     MissingTool { tool: &'static str, package: &'static str },
     #[error("demo: {0}")]
     Demo(String),
+    #[error("{tool} failed: {reason}")]
+    ToolFailed { tool: String, reason: String },
 }
 
 impl InstallError {
@@ -57,7 +60,7 @@ impl InstallError {
             InstallError::NotWritable { .. } | InstallError::Io { .. } => EXIT_FILESYSTEM,
             InstallError::LockHeld { .. } => EXIT_LOCK_HELD,
             InstallError::MissingTool { .. } => EXIT_MISSING_TOOL,
-            InstallError::Demo(_) => EXIT_DEMO,
+            InstallError::Demo(_) | InstallError::ToolFailed { .. } => EXIT_DEMO,
         }
     }
 

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use launcher::config::ENV_FILE_NAME;
 
+use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
 use crate::image::{EntryKind, EnvImage};
-use crate::lock;
+use crate::lock::{self, ScriptsLock};
 use crate::site::{valid_env_name, Site};
 use crate::swap::{self, install_file, Live, Retired, Swapper};
 use crate::tree::{Diff, Node, Tree};
@@ -89,10 +90,20 @@ fn has_control(name: &OsStr) -> bool {
     }
 }
 
+/// What `<env>.d` must be, with what the image told us on the way.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub tree: Tree,
+    /// Image bin entries that get no link.
+    pub skipped: Vec<Skipped>,
+    /// The activation variables written into `env.toml` (I7).
+    pub activation: Activation,
+}
+
 /// The tree `<env>.d` must be: links for the image's bin entries (those in
 /// `entries`), the configured extra commands and the launcher itself;
-/// override links; `env.toml`. Also returns the entries that were skipped.
-pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<(Tree, Vec<Skipped>)> {
+/// override links; `env.toml` with the activation variables (I7).
+pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired> {
     let entries = image.bin_entries(&site.bin_in_image(env), env)?;
     let launcher_name = site.config.launcher_name.as_str();
     let link = Node::link(site.link_target());
@@ -115,8 +126,9 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<(Tree, V
         tree.insert("overrides", Node::dir());
         tree.insert(Path::new("overrides").join(name), Node::link(target));
     }
-    tree.insert(ENV_FILE_NAME, Node::file(env_toml(site, env)));
-    Ok((tree, skipped))
+    let activation = activation::read(image, &site.config.container.prefix.join(env), env);
+    tree.insert(ENV_FILE_NAME, Node::file(env_toml(&activation)));
+    Ok(Desired { tree, skipped, activation })
 }
 
 /// Links for `<env>.d/overrides/`: every visible file of
@@ -139,16 +151,19 @@ fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
     links.into_iter().collect()
 }
 
-/// `<env>.d/env.toml` (I7): the activation variables every conda env sets.
-pub fn env_toml(site: &Site, env: &str) -> Vec<u8> {
-    let prefix = site.config.container.prefix.join(env);
-    let vars = [
-        ("CONDA_DEFAULT_ENV", env.to_string()),
-        ("CONDA_PREFIX", prefix.to_string_lossy().into_owned()),
-    ];
-    let mut text = String::from("# Written by `installer farm`; rebuilt on every run, do not edit.\n[env]\n");
-    for (name, value) in vars {
-        text.push_str(&format!("{name} = {}\n", toml_string(&value)));
+/// `<env>.d/env.toml` (I7, schema `launcher::config::EnvFacts`).
+pub fn env_toml(activation: &Activation) -> Vec<u8> {
+    let mut text = String::from(
+        "# Written by the installer from the image's activation; rebuilt on every farm, do not edit.\n",
+    );
+    if !activation.not_captured.is_empty() {
+        text.push_str("# Activation scripts that compute their values: their variables are not set below.\n");
+        let names: Vec<String> = activation.not_captured.iter().map(|n| toml_string(&n.script)).collect();
+        text.push_str(&format!("not_captured = [{}]\n", names.join(", ")));
+    }
+    text.push_str("[env]\n");
+    for (name, value) in &activation.env {
+        text.push_str(&format!("{name} = {}\n", toml_string(value)));
     }
     text.into_bytes()
 }
@@ -176,6 +191,29 @@ pub fn shown(name: &OsStr) -> String {
 /// Build or refresh the farms of `envs`; `None`: of every env with an
 /// image in `envs_dir`.
 pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) -> Result<Vec<(String, Outcome)>> {
+    build(site, envs, opts, ui, None)
+}
+
+/// `run`, for a caller that already holds the lock of the scripts tree
+/// (`deploy`, `rollback`): a second `flock` of the same file would wait
+/// for ever.
+pub fn run_locked(
+    site: &Site,
+    envs: &[String],
+    opts: &FarmOptions,
+    ui: &Ui,
+    held: &ScriptsLock,
+) -> Result<Vec<(String, Outcome)>> {
+    build(site, Some(envs), opts, ui, Some(held))
+}
+
+fn build(
+    site: &Site,
+    envs: Option<&[String]>,
+    opts: &FarmOptions,
+    ui: &Ui,
+    held: Option<&ScriptsLock>,
+) -> Result<Vec<(String, Outcome)>> {
     for env in envs.unwrap_or_default() {
         if !valid_env_name(env) {
             return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
@@ -203,11 +241,19 @@ pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) ->
     for env in envs {
         refuse_alias(site, env)?;
         let image = EnvImage::open(&site.image_path(env)?)?;
-        let (tree, skipped) = desired_tree(site, env, &image)?;
-        for s in &skipped {
+        let desired = desired_tree(site, env, &image)?;
+        for s in &desired.skipped {
             ui.warn(format!("{}: skipping bin entry {}: {}", image.path().display(), shown(&s.name), s.why));
         }
-        plans.push((env.clone(), tree));
+        for n in &desired.activation.not_captured {
+            ui.warn(format!(
+                "{}: activation script {} not captured ({}); its variables are not in {env}.d/{ENV_FILE_NAME}",
+                image.path().display(),
+                n.script,
+                n.reason
+            ));
+        }
+        plans.push((env.clone(), desired.tree));
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -215,7 +261,10 @@ pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) ->
     if opts.dry_run {
         return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
     }
-    let _lock = lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?;
+    let _lock = match held {
+        Some(_) => None,
+        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?),
+    };
 
     if let Some(bytes) = &launcher_bytes {
         if install_file(&site.launcher_path(), bytes, 0o755)? {
@@ -299,6 +348,16 @@ fn describe(diff: &Diff, created: bool, links: usize) -> String {
     }
 }
 
+/// Fail now, before anything changes, when `farm` would find no launcher
+/// binary to install or keep (`deploy` checks this before swapping images).
+pub fn check_launcher_source(site: &Site, launcher: Option<&Path>) -> Result<()> {
+    let opts = FarmOptions {
+        launcher_source: launcher.map(Path::to_path_buf),
+        ..FarmOptions::default()
+    };
+    launcher_binary(site, &opts).map(|_| ())
+}
+
 /// The launcher binary's bytes, or `None` to keep the installed one.
 fn launcher_binary(site: &Site, opts: &FarmOptions) -> Result<Option<Vec<u8>>> {
     let source = match &opts.launcher_source {
@@ -330,7 +389,7 @@ pub fn default_launcher_source() -> Option<PathBuf> {
 
 /// Create `<scripts>` if needed, and fail early and clearly when it cannot
 /// be written to.
-fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
+pub fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
     let not_writable = |reason: String| InstallError::NotWritable {
         path: scripts.to_path_buf(),
         reason,

@@ -98,6 +98,16 @@ impl EnvImage {
         })
     }
 
+    /// The contents of the regular file at absolute path `inner`; `None`
+    /// when there is no regular file there. Small files only (activation
+    /// scripts): the whole file is read into memory.
+    pub fn read_file(&self, inner: &Path) -> Option<std::io::Result<Vec<u8>>> {
+        let node = self.fs.files().find(|node| node.fullpath == inner)?;
+        let InnerNode::File(file) = &node.inner else { return None };
+        let mut bytes = Vec::new();
+        Some(std::io::Read::read_to_end(&mut self.fs.file(file).reader(), &mut bytes).map(|_| bytes))
+    }
+
     /// Number of nodes in the image (files, directories, links, …).
     pub fn node_count(&self) -> u64 {
         self.fs.files().count() as u64

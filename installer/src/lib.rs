@@ -3,18 +3,26 @@
 //! images of conda environments. See `../shared/spec/installer.md` and
 //! docs/installer.md.
 //!
-//! One concern per module: `image` reads images, `tree` models directory
-//! trees, `swap` replaces live files and trees atomically, `lock`
-//! serialises runs, `farm`/`check`/`status`/`demo` are the subcommands, and
-//! `cli` turns the command line into calls of them.
+//! One concern per module: `image` reads images, `activation` reads the
+//! activation variables out of them, `tree` models directory trees, `swap`
+//! replaces live files and trees atomically, `lock` serialises runs,
+//! `fault` is the crash-test hook, `modulefile` writes modulefiles, and
+//! `farm`/`check`/`status`/`demo`/`pack`/`deploy` (with rollback)/`alias`
+//! are the subcommands; `cli` turns the command line into calls of them.
 
+pub mod activation;
+pub mod alias;
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod deploy;
 pub mod error;
 pub mod farm;
+pub mod fault;
 pub mod image;
 pub mod lock;
+pub mod modulefile;
+pub mod pack;
 pub mod runtime;
 pub mod site;
 pub mod status;

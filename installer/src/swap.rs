@@ -61,6 +61,14 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     Ok(true)
 }
 
+/// `fsync` a directory, so that the renames and links made in it survive
+/// a crash of the machine (not only of the process).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| InstallError::io(dir, e))
+}
+
 /// What is at `<scripts>/<env>.d` now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Live {

@@ -27,9 +27,14 @@ impl Ui {
         eprintln!("installer: warning: {}", line.as_ref());
     }
 
+    /// Whether progress bars are drawn: stderr is a terminal, no `-q`.
+    pub fn shows_progress(&self) -> bool {
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+
     /// A progress bar over `len` steps; hidden unless stderr is a terminal.
     pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
-        if self.quiet || !std::io::stderr().is_terminal() {
+        if !self.shows_progress() {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(len);

@@ -36,6 +36,9 @@ pub struct Config {
     /// Per-command settings (L15), keyed by command name.
     #[serde(default)]
     pub commands: BTreeMap<String, CommandConfig>,
+    /// Where the installer writes modulefiles (I8). Unused by the launcher.
+    #[serde(default)]
+    pub modules_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -177,6 +180,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             container: ContainerConfig::default(),
             commands: BTreeMap::new(),
+            modules_dir: None,
         }
     }
 }
@@ -314,6 +318,7 @@ impl Config {
         self.runtime.path.as_mut().map(resolve);
         self.runtime.image.as_mut().map(resolve);
         self.container.envs_dir.as_mut().map(resolve);
+        self.modules_dir.as_mut().map(resolve);
         resolve(&mut self.container.marker);
         self.container.binds.iter_mut().for_each(resolve);
         for command in self.commands.values_mut() {

@@ -24,10 +24,17 @@ pub fn profile_dir() -> PathBuf {
 /// The launcher binary, built (or found up to date) by `cargo build`.
 pub fn launcher() -> Result<PathBuf, String> {
     static LAUNCHER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    LAUNCHER.get_or_init(build_launcher).clone()
+    LAUNCHER.get_or_init(|| build("launcher")).clone()
 }
 
-fn build_launcher() -> Result<PathBuf, String> {
+/// The installer binary, built the same way.
+pub fn installer() -> Result<PathBuf, String> {
+    static INSTALLER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    INSTALLER.get_or_init(|| build("installer")).clone()
+}
+
+/// `cargo build -p NAME --bin NAME` in this test's profile.
+fn build(name: &str) -> Result<PathBuf, String> {
     let dir = profile_dir();
     let profile = match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev".to_owned(),
@@ -40,27 +47,27 @@ fn build_launcher() -> Result<PathBuf, String> {
             "build",
             "--quiet",
             "-p",
-            "launcher",
+            name,
             "--bin",
-            "launcher",
+            name,
             "--profile",
             &profile,
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .map_err(|e| format!("cannot run cargo to build the launcher: {e}"))?;
+        .map_err(|e| format!("cannot run cargo to build the {name}: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo build -p launcher failed:\n{}",
+            "cargo build -p {name} failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let binary = dir.join("launcher");
+    let binary = dir.join(name);
     if binary.is_file() {
         Ok(binary)
     } else {
         Err(format!(
-            "cargo built the launcher but {} is missing",
+            "cargo built the {name} but {} is missing",
             binary.display()
         ))
     }

@@ -172,3 +172,71 @@ pub fn numbered(n: usize) -> Vec<Vec<u8>> {
 pub fn files(names: &[Vec<u8>]) -> Vec<Entry<'_>> {
     names.iter().map(|n| Entry::File(n.as_slice())).collect()
 }
+
+/// A built env at `dir` (what `installer pack` takes): `bin/NAME` for each
+/// of `tools`, and `etc/conda/activate.d/NAME` for each of `activate`.
+pub fn build_env(dir: &Path, tools: &[&str], activate: &[(&str, &str)]) -> PathBuf {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    for tool in tools {
+        write_exec(&dir.join("bin").join(tool), &format!("#!/bin/sh\necho {tool}\n"));
+    }
+    let scripts = dir.join("etc/conda/activate.d");
+    fs::create_dir_all(&scripts).unwrap();
+    for (name, text) in activate {
+        fs::write(scripts.join(name), text).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+impl Fixture {
+    /// `installer pack <build> --env ENV -o <root>/<file>`; panics unless it succeeds.
+    pub fn pack(&self, env: &str, tools: &[&str], activate: &[(&str, &str)], file: &str) -> PathBuf {
+        let build = build_env(&self.root().join(format!("build-{file}")), tools, activate);
+        let out = self.root().join(file);
+        let status = self
+            .installer()
+            .args(["-q", "pack"])
+            .arg(&build)
+            .args(["--env", env, "--force", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_success(&status);
+        out
+    }
+
+    /// `installer deploy IMAGE --env ENV --launcher <stub>` with extra args.
+    pub fn deploy(&self, image: &Path, env: &str) -> Command {
+        let mut c = self.installer();
+        c.arg("deploy").arg(image).args(["--env", env, "--launcher"]).arg(&self.launcher);
+        c
+    }
+
+    /// `installer check`: asserts exit 0 and returns the output.
+    pub fn check_clean(&self) -> Output {
+        let out = self.installer().arg("check").output().unwrap();
+        assert_success(&out);
+        out
+    }
+
+    /// The live image of `env`.
+    pub fn live(&self, env: &str) -> PathBuf {
+        self.envs.join(format!("{env}.sqsh"))
+    }
+
+    /// Hidden temporary files left in envs_dir or its backup directory.
+    pub fn image_leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for dir in [self.envs.clone(), self.envs.join(".backup")] {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for e in entries {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name != ".backup" {
+                    found.push(format!("{}/{name}", dir.display()));
+                }
+            }
+        }
+        found
+    }
+}

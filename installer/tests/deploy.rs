@@ -1,0 +1,160 @@
+//! `installer deploy` and `installer rollback` (I6) on real images: round
+//! trips with `check` clean after each, and a SIGKILL after every named
+//! step (`INSTALLER_FAULT=after:<step>`) leaving the old or the new image
+//! live, with `check` passing once the same command is run again.
+mod common;
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use common::*;
+use installer::deploy::{DEPLOY_STEPS, ROLLBACK_STEPS};
+
+const ENV: &str = "e-1";
+
+fn bytes(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A site with images A (tools a, common) and B (tools b, common) packed.
+fn site() -> (Fixture, Vec<u8>, Vec<u8>) {
+    let f = Fixture::new();
+    let a = f.pack(ENV, &["common", "only-a"], &[], "a.sqsh");
+    let b = f.pack(ENV, &["common", "only-b"], &[], "b.sqsh");
+    let (a, b) = (bytes(&a), bytes(&b));
+    assert_ne!(a, b);
+    (f, a, b)
+}
+
+fn deployed(f: &Fixture, file: &str) {
+    assert_success(&f.deploy(&f.root().join(file), ENV).output().unwrap());
+}
+
+fn has_link(f: &Fixture, name: &str) -> bool {
+    fs::symlink_metadata(f.bin(ENV).join(name)).is_ok()
+}
+
+#[test]
+fn i6_deploy_rollback_deploy_round_trip_keeps_check_clean() {
+    let (f, a, b) = site();
+    deployed(&f, "a.sqsh");
+    f.check_clean();
+    assert_eq!(bytes(&f.live(ENV)), a);
+    assert!(has_link(&f, "only-a"));
+    assert_eq!(fs::read_link(f.envs.join(ENV)).unwrap(), Path::new("/opt/conda").join(ENV));
+
+    deployed(&f, "b.sqsh");
+    f.check_clean();
+    assert_eq!(bytes(&f.live(ENV)), b);
+    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), a);
+    assert!(has_link(&f, "only-b") && !has_link(&f, "only-a"));
+
+    let out = f.installer().args(["rollback", "--env", ENV]).output().unwrap();
+    assert_success(&out);
+    f.check_clean();
+    assert_eq!(bytes(&f.live(ENV)), a);
+    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), b, "the rolled-back image is the new backup");
+    assert!(has_link(&f, "only-a") && !has_link(&f, "only-b"));
+
+    deployed(&f, "b.sqsh");
+    f.check_clean();
+    assert_eq!(bytes(&f.live(ENV)), b);
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+
+    // The same deploy again changes nothing and says so.
+    let out = f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap();
+    assert_success(&out);
+    assert!(stdout(&out).contains("image unchanged") && stdout(&out).contains("unchanged (3 links)"), "{}", stdout(&out));
+    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), a, "a repeated deploy must not overwrite the backup");
+}
+
+#[test]
+fn i6_bad_input_changes_nothing() {
+    let (f, a, _b) = site();
+    deployed(&f, "a.sqsh");
+    // Not an image.
+    fs::write(f.root().join("junk.sqsh"), b"not squashfs").unwrap();
+    let out = f.deploy(&f.root().join("junk.sqsh"), ENV).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("installer: image ") && stderr(&out).lines().count() == 1, "{}", stderr(&out));
+    // An image of another env (no <prefix>/e-1/bin inside).
+    let other = f.pack("other", &["x"], &[], "other.sqsh");
+    let out = f.deploy(&other, ENV).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/opt/conda/e-1/bin"), "{}", stderr(&out));
+    assert_eq!(bytes(&f.live(ENV)), a);
+    // No backup yet: nothing to roll back to.
+    let out = f.installer().args(["rollback", "--env", ENV]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no backup to roll back to"), "{}", stderr(&out));
+    assert_eq!(bytes(&f.live(ENV)), a);
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+    f.check_clean();
+}
+
+/// Run `command` with `INSTALLER_FAULT=after:<step>`: it must die of SIGKILL.
+fn killed_after(mut command: std::process::Command, step: &str) {
+    let out = command.env("INSTALLER_FAULT", format!("after:{step}")).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "step {step}: expected death by SIGKILL, got {} (stderr: {})",
+        out.status,
+        stderr(&out)
+    );
+}
+
+#[test]
+fn i6_deploy_killed_after_every_step_leaves_old_or_new_and_recovers() {
+    for step in DEPLOY_STEPS {
+        let (f, a, b) = site();
+        deployed(&f, "a.sqsh");
+        killed_after(f.deploy(&f.root().join("b.sqsh"), ENV), step);
+        let live = bytes(&f.live(ENV));
+        assert!(live == a || live == b, "step {step}: the live image is neither the old nor the new one");
+        // Re-running the same command finishes the job.
+        assert_success(&f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap());
+        f.check_clean();
+        assert_eq!(bytes(&f.live(ENV)), b, "step {step}");
+        assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), a, "step {step}: backup");
+        assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
+        assert!(f.leftovers().is_empty(), "step {step}: {:?}", f.leftovers());
+    }
+}
+
+#[test]
+fn i6_rollback_killed_after_every_step_leaves_old_or_new_and_recovers() {
+    for step in ROLLBACK_STEPS {
+        let (f, a, b) = site();
+        deployed(&f, "a.sqsh");
+        deployed(&f, "b.sqsh");
+        let mut rollback = f.installer();
+        rollback.args(["rollback", "--env", ENV]);
+        killed_after(rollback, step);
+        let live = bytes(&f.live(ENV));
+        assert!(live == a || live == b, "step {step}: the live image is neither the old nor the new one");
+        // `check` says what to do.
+        let out = f.installer().arg("check").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "step {step}: {}", stdout(&out));
+        assert!(stdout(&out).contains(&format!("a rollback of {ENV} was interrupted")), "step {step}: {}", stdout(&out));
+        // Re-running finishes the interrupted rollback (never rolls back twice).
+        assert_success(&f.installer().args(["rollback", "--env", ENV]).output().unwrap());
+        f.check_clean();
+        assert_eq!(bytes(&f.live(ENV)), a, "step {step}");
+        assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), b, "step {step}: backup");
+        assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
+    }
+}
+
+#[test]
+fn i6_dry_run_changes_nothing() {
+    let (f, a, _b) = site();
+    deployed(&f, "a.sqsh");
+    let before = fs::read_dir(&f.envs).unwrap().count();
+    let out = f.deploy(&f.root().join("b.sqsh"), ENV).arg("--dry-run").output().unwrap();
+    assert_success(&out);
+    assert!(stdout(&out).contains("would rename"), "{}", stdout(&out));
+    assert_eq!(bytes(&f.live(ENV)), a);
+    assert_eq!(fs::read_dir(&f.envs).unwrap().count(), before);
+}
