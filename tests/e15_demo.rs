@@ -35,8 +35,7 @@ fn runtime(root: &Path) -> PathBuf {
         return real;
     }
     let path = root.join("runtime/apptainer");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::copy(binaries::standin_runtime(), &path).unwrap();
+    support::files::copy_executable(&binaries::standin_runtime(), &path).unwrap();
     path
 }
 

@@ -31,9 +31,7 @@ struct Site {
 }
 
 fn write_exec(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    support::files::write_executable(path, text).unwrap();
 }
 
 fn check(out: &Output) {

@@ -60,8 +60,15 @@ fn recorder() -> &'static Path {
 }
 
 fn write_recorder(path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::copy(recorder(), path).unwrap();
+    install_executable(recorder(), path);
+}
+
+/// Copy an executable through a child process (`install`), never through an
+/// fd of this multi-threaded test process: a writable fd that another test
+/// thread's fork inherits makes exec'ing the file fail with ETXTBSY.
+fn install_executable(src: &Path, dst: &Path) {
+    let status = Command::new("install").args(["-D", "-m", "0755"]).arg(src).arg(dst).status().unwrap();
+    assert!(status.success(), "install {} failed", dst.display());
 }
 
 struct Tree {
@@ -69,9 +76,9 @@ struct Tree {
 }
 
 fn write_exe(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(staging.path(), text).unwrap();
+    install_executable(staging.path(), path);
 }
 
 impl Tree {
@@ -81,7 +88,7 @@ impl Tree {
         };
         let s = t.p("scripts");
         std::fs::create_dir_all(s.join("e-1.d/bin")).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_launcher"), s.join("launcher")).unwrap();
+        install_executable(Path::new(env!("CARGO_BIN_EXE_launcher")), &s.join("launcher"));
         for cmd in [
             "python3",
             "launcher",

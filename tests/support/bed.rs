@@ -111,8 +111,7 @@ impl Bed {
         }
         bed.install_runtime(flavour)?;
         images::base_sandbox(&bed.base)?;
-        fs::copy(&launcher, bed.scripts.join("launcher"))
-            .map_err(|e| format!("copy launcher: {e}"))?;
+        super::files::copy_executable(&launcher, &bed.scripts.join("launcher"))?;
         for env in &envs_built {
             bed.install_env(env)?;
         }
@@ -193,8 +192,7 @@ impl Bed {
     }
 
     pub fn write_executable(&self, path: &Path, text: &str) -> Result<(), String> {
-        fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())
+        super::files::write_executable(path, text)
     }
 
     /// The config every scenario starts from; paths relative to the config
@@ -307,7 +305,7 @@ pub fn install_standin(bin: &Path, flavour: Flavour) -> Result<PathBuf, String> 
         Flavour::SingularityCe => "singularity",
     };
     let runtime = bin.join(name);
-    fs::copy(binaries::standin_runtime(), &runtime).map_err(|e| format!("copy stand-in: {e}"))?;
+    super::files::copy_executable(&binaries::standin_runtime(), &runtime)?;
     if flavour == Flavour::Apptainer {
         symlink("apptainer", bin.join("singularity")).map_err(|e| e.to_string())?;
     }

@@ -141,9 +141,14 @@ pub fn mksquashfs(src: &Path, image: &Path) {
     assert!(out.status.success(), "mksquashfs failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// An executable written by a child process (`install`), never through an fd
+/// of this multi-threaded test process: a writable fd that another test
+/// thread's fork inherits makes exec'ing the file fail with ETXTBSY.
 pub fn write_exec(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    fs::write(staging.path(), text).unwrap();
+    let status = Command::new("install").args(["-D", "-m", "0755"]).arg(staging.path()).arg(path).status().unwrap();
+    assert!(status.success(), "install {} failed", path.display());
 }
 
 pub fn assert_success(out: &Output) {
