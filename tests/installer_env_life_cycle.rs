@@ -201,3 +201,57 @@ fn i8_i9_module_aliases_follow_installer_alias() {
     });
     check(&site.installer().arg("check").output().unwrap());
 }
+
+/// testing.md "Reliability": users keep launching while the site deploys,
+/// rolls back and swaps aliases in a loop. Every launch (a dry run through
+/// the alias and through the versioned link: config, symlink chain, env
+/// alias, image, env.toml all read for real) must succeed.
+#[test]
+fn launches_never_fail_while_the_installer_deploys_rolls_back_and_swaps_aliases() {
+    let site = Site::new();
+    // A second build of the old env, so deploy really replaces the image.
+    let build = site.root.join("build").join(OLD);
+    write_exec(&build.join("bin/hello"), "#!/bin/sh\necho hello again\n");
+    let second = site.root.join(format!("{OLD}-second.sqsh"));
+    check(&site.installer().arg("pack").arg(&build).args(["--env", OLD, "-o"]).arg(&second).output().unwrap());
+    let first = site.root.join(format!("{OLD}.sqsh"));
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let cycles = 8;
+    let (launches, failures) = std::thread::scope(|scope| {
+        let admin = scope.spawn(|| {
+            for _ in 0..cycles {
+                for args in [
+                    vec!["deploy".into(), second.display().to_string(), "--env".into(), OLD.into()],
+                    vec!["rollback".into(), "--env".into(), OLD.into()],
+                    vec!["deploy".into(), first.display().to_string(), "--env".into(), OLD.into()],
+                    vec!["alias".into(), "analysis3".into(), NEW.into()],
+                    vec!["alias".into(), "analysis3".into(), OLD.into()],
+                ] {
+                    check(&site.installer().args(&args).output().unwrap());
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut launches = 0usize;
+        let mut failures: Vec<String> = Vec::new();
+        let links = [site.scripts.join("analysis3.d/bin/hello"), site.scripts.join(format!("{OLD}.d/bin/hello"))];
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || launches < 1000 {
+            let link = &links[launches % 2];
+            let out = Command::new(link)
+                .env_clear()
+                .env("PATH", BASE_PATH)
+                .env("LAUNCHER_DRY_RUN", "1")
+                .output()
+                .unwrap();
+            launches += 1;
+            if !out.status.success() && failures.len() < 5 {
+                failures.push(format!("{}: {} {}", link.display(), out.status, String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        admin.join().expect("installer loop");
+        (launches, failures)
+    });
+    assert!(failures.is_empty(), "{} launches, failures: {failures:#?}", launches);
+    eprintln!("{launches} launches during {cycles} deploy/rollback/deploy/alias/alias cycles, none failed");
+}
