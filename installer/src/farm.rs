@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use launcher::config::ENV_FILE_NAME;
+use launcher::config::{ENV_FILE_NAME, LEGACY_LAUNCHER_NAMES};
 
 use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
@@ -76,7 +76,7 @@ pub fn link_name_problem(name: &OsStr, launcher_name: &str) -> Option<&'static s
         Some("name starts with '.'")
     } else if has_control(name) {
         Some("name contains a control character")
-    } else if bytes == launcher_name.as_bytes() {
+    } else if bytes == launcher_name.as_bytes() || LEGACY_LAUNCHER_NAMES.iter().any(|l| l.as_bytes() == bytes) {
         Some("conflicts with the launcher's own name")
     } else {
         None
@@ -121,7 +121,9 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
             Some(why) => skipped.push(Skipped { name, why }),
         }
     }
-    tree.insert(Path::new("bin").join(launcher_name), link);
+    for name in std::iter::once(launcher_name).chain(LEGACY_LAUNCHER_NAMES.iter().copied()) {
+        tree.insert(Path::new("bin").join(name), link.clone());
+    }
     for (name, target) in override_links(site, env) {
         tree.insert("overrides", Node::dir());
         tree.insert(Path::new("overrides").join(name), Node::link(target));

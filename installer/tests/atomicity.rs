@@ -46,7 +46,7 @@ fn run(no_exchange: bool) {
     let watched: Vec<PathBuf> = common
         .iter()
         .map(|n| bin.join(String::from_utf8_lossy(n).as_ref()))
-        .chain([bin.join("launcher"), f.env_dir("e").join("env.toml")])
+        .chain([bin.join("launcher"), bin.join("launcher.sh"), f.env_dir("e").join("env.toml")])
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -76,6 +76,7 @@ fn run(no_exchange: bool) {
     // The last rebuild put version A back.
     let mut want = version_a.clone();
     want.push(b"launcher".to_vec());
+    want.push(b"launcher.sh".to_vec());
     want.sort();
     assert_eq!(f.bin_names("e"), want);
     assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());

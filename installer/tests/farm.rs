@@ -18,9 +18,10 @@ fn i2_ten_entries_get_relative_links_plus_launcher() {
     let names = numbered(10);
     f.image("e-1.0", &files(&names));
     let out = f.farm("e-1.0");
-    assert!(stdout(&out).contains("e-1.0: built (11 links)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("e-1.0: built (12 links)"), "{}", stdout(&out));
     let mut want = names.clone();
     want.push(b"launcher".to_vec());
+    want.push(b"launcher.sh".to_vec());
     want.sort();
     assert_eq!(f.bin_names("e-1.0"), want);
     for name in &want {
@@ -44,7 +45,7 @@ fn i2_ten_thousand_entries() {
     f.image("big", &files(&names));
     f.farm("big");
     let got = f.bin_names("big");
-    assert_eq!(got.len(), 10_001);
+    assert_eq!(got.len(), 10_002, "10,000 entries, launcher, launcher.sh");
     assert!(got.contains(&b"cmd09999".to_vec()) && got.contains(&b"cmd00000".to_vec()));
     assert_eq!(link_target(&f.bin("big").join("cmd04242")), Path::new("../../launcher"));
 }
@@ -78,6 +79,7 @@ fn i1_odd_names_symlinks_and_directories() {
         b"dangling",
         b"python3.11",
         b"launcher",
+        b"launcher.sh",
     ]
     .iter()
     .map(|n| n.to_vec())
@@ -109,7 +111,7 @@ fn i2_configured_commands_and_overrides_get_links() {
     f.farm("e");
     assert_eq!(
         f.bin_names("e"),
-        vec![b"launcher".to_vec(), b"pbs_tmrsh".to_vec(), b"python3".to_vec(), b"ssh".to_vec()],
+        vec![b"launcher".to_vec(), b"launcher.sh".to_vec(), b"pbs_tmrsh".to_vec(), b"python3".to_vec(), b"ssh".to_vec()],
         "jupyter is only configured, not a host/builtin/script command"
     );
     let o = f.env_dir("e").join("overrides");
@@ -140,7 +142,7 @@ fn i3_second_run_is_unchanged_and_touches_nothing() {
     f.farm("e-2");
     let before = (snapshot(&f.env_dir("e-2")), snapshot(&f.scripts.join("launcher")), snapshot(&f.scripts.join("launcher.toml")));
     let out = f.farm("e-2");
-    assert_eq!(stdout(&out).trim(), "e-2: unchanged (51 links)");
+    assert_eq!(stdout(&out).trim(), "e-2: unchanged (52 links)");
     let after = (snapshot(&f.env_dir("e-2")), snapshot(&f.scripts.join("launcher")), snapshot(&f.scripts.join("launcher.toml")));
     assert_eq!(before, after);
 }
@@ -156,10 +158,10 @@ fn i3_changed_image_updates_and_dry_run_only_prints() {
     let text = stdout(&dry);
     assert!(text.contains("would add    e.d/bin/c -> ../../launcher"), "{text}");
     assert!(text.contains("would remove e.d/bin/a"), "{text}");
-    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"b".to_vec(), b"launcher".to_vec()], "dry run changed the tree");
+    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()], "dry run changed the tree");
     let out = f.farm("e");
     assert!(stdout(&out).contains("e: updated: 1 added, 1 removed, 0 changed"), "{}", stdout(&out));
-    assert_eq!(f.bin_names("e"), vec![b"b".to_vec(), b"c".to_vec(), b"launcher".to_vec()]);
+    assert_eq!(f.bin_names("e"), vec![b"b".to_vec(), b"c".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
     assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
 }
 
@@ -172,7 +174,7 @@ fn i3_hand_made_changes_are_repaired() {
     std::os::unix::fs::symlink("/bin/true", f.bin("e").join("launcher.tmp")).unwrap();
     let out = f.farm("e");
     assert!(stdout(&out).contains("updated: 1 added, 1 removed"), "{}", stdout(&out));
-    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"launcher".to_vec()]);
+    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
 }
 
 #[test]
@@ -211,7 +213,7 @@ fn i3_fallback_layout_without_rename_exchange() {
     assert_ne!(new_target, target);
     assert!(!f.scripts.join(&target).exists(), "old version not removed");
     assert_eq!(fs::read_dir(f.scripts.join(".versions")).unwrap().count(), 1);
-    assert_eq!(f.bin_names("e-1"), vec![b"b".to_vec(), b"launcher".to_vec()]);
+    assert_eq!(f.bin_names("e-1"), vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
     // A real directory (made where exchange works) is converted, with a warning.
     let g = Fixture::new();
     g.image("e", &[Entry::File(b"a")]);
@@ -221,7 +223,7 @@ fn i3_fallback_layout_without_rename_exchange() {
     assert_success(&out);
     assert!(stderr(&out).contains("switching to the versioned layout"), "{}", stderr(&out));
     assert!(fs::symlink_metadata(g.env_dir("e")).unwrap().file_type().is_symlink());
-    assert_eq!(g.bin_names("e"), vec![b"b".to_vec(), b"launcher".to_vec()]);
+    assert_eq!(g.bin_names("e"), vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
     assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
 }
 

@@ -38,8 +38,8 @@ fn i11_figures_per_env() {
     let files_in_image = unsquashfs_inodes(&image);
     assert_eq!(files_in_image, n as u64 + 5, "root, opt, conda, e-1.0, bin and the files");
     assert_eq!(cells[4], files_in_image.to_string(), "files in image\n{text}");
-    // <env>.d, bin, n + 1 links, env.toml; the image; the envs link; the alias.
-    let on_disk = (1 + 1 + (n + 1) + 1) + 1 + 1 + 1;
+    // <env>.d, bin, n + 2 links (launcher, launcher.sh), env.toml; the image; the envs link; the alias.
+    let on_disk = (1 + 1 + (n + 2) + 1) + 1 + 1 + 1;
     assert_eq!(cells[5], on_disk.to_string(), "inodes on disk\n{text}");
     assert_eq!(cells[6], format!("{:.1}:1", files_in_image as f64 / on_disk as f64), "ratio\n{text}");
     assert!(text.lines().last().unwrap().starts_with("total (1 envs"), "{text}");

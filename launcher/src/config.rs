@@ -15,6 +15,10 @@ use crate::error::LaunchError;
 
 /// The name a direct call is recognised by (L3), unless configured.
 pub const DEFAULT_LAUNCHER_NAME: &str = "launcher";
+/// Names that also mean "called directly" (L3), whatever `launcher_name`
+/// says: remote nodes and override scripts of sites migrating from the bash
+/// scripts tree still call `<env>.d/bin/launcher.sh` (docs/admin-guide.md).
+pub const LEGACY_LAUNCHER_NAMES: &[&str] = &["launcher.sh"];
 /// File name of the site configuration, beside the launcher binary (L19).
 pub const CONFIG_FILE_NAME: &str = "launcher.toml";
 /// File name of the per-env facts inside `<env>.d/` (I7, L13).
@@ -324,6 +328,11 @@ impl Config {
         for command in self.commands.values_mut() {
             command.script.as_mut().map(resolve);
         }
+    }
+
+    /// Whether a command of this name is a direct call of the launcher (L3).
+    pub fn is_launcher_name(&self, name: &std::ffi::OsStr) -> bool {
+        name == self.launcher_name.as_str() || LEGACY_LAUNCHER_NAMES.iter().any(|legacy| name == *legacy)
     }
 
     /// Names of commands that get a link in every `<env>.d/bin` although the

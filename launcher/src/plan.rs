@@ -201,16 +201,15 @@ impl Planner<'_> {
         let config = self.load_config(&resolved.launcher)?;
 
         let args: Vec<OsString> = inv.argv.iter().skip(1).cloned().collect();
-        let launcher_name = OsStr::new(&config.launcher_name);
         let mode = match resolved.env_link {
-            Some(link) if link.command != launcher_name => Mode::Command { link, args },
+            Some(link) if !config.is_launcher_name(&link.command) => Mode::Command { link, args },
             Some(link) => Mode::Direct {
                 link: Some(link),
                 call: parse_direct(&args)?,
             },
             // Only the launcher's own name means a top-level direct call: a
             // stray link `python3 -> launcher` outside an env dir is an error.
-            None if resolved.invoked.file_name() == Some(launcher_name) => Mode::Direct {
+            None if resolved.invoked.file_name().is_some_and(|name| config.is_launcher_name(name)) => Mode::Direct {
                 link: None,
                 call: parse_direct(&args)?,
             },

@@ -682,3 +682,17 @@ fn l13_any_alias_spelling_of_the_scripts_bin_is_replaced() {
         )
     );
 }
+
+#[test]
+fn l3_l4_legacy_launcher_sh_name_is_a_direct_call() {
+    let fx = Fixture::new("");
+    symlink("../../launcher", fx.p("scripts/e-1.d/bin/launcher.sh")).unwrap();
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/launcher.sh"), "--cms_singularity_overlay_path_override", "--cms_singularity_overlay_path", "/x.sqsh", "bash"],
+        &fx.vars(&[]),
+    );
+    let argv = strs(&e.argv);
+    assert!(argv.contains(&"--overlay=/x.sqsh".to_string()), "{argv:?}");
+    assert!(!argv.iter().any(|a| a.contains("e-1.sqsh")), "{argv:?}");
+    assert_eq!(argv.last().unwrap(), "bash");
+}
