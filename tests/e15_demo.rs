@@ -20,11 +20,24 @@ fn installer() -> PathBuf {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "installer", "--bin", "installer", "--profile", &profile])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "installer",
+            "--bin",
+            "installer",
+            "--profile",
+            &profile,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cannot run cargo to build the installer");
-    assert!(out.status.success(), "cargo build -p installer failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo build -p installer failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.join("installer")
 }
 
@@ -45,7 +58,10 @@ fn e15_demo_builds_an_installation_and_e1_passes_on_it() {
         return;
     }
     let launcher = binaries::launcher().unwrap();
-    let root = tempfile::Builder::new().prefix("launcher-e15-").tempdir_in("/tmp").unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("launcher-e15-")
+        .tempdir_in("/tmp")
+        .unwrap();
     let runtime = runtime(root.path());
     let dir = root.path().join("demo");
     let out = Command::new(installer())
@@ -63,7 +79,11 @@ fn e15_demo_builds_an_installation_and_e1_passes_on_it() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "demo failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     let python = dir.join("scripts/demo-1.0.d/bin/python3");
     let want = format!(
         "of env /opt/conda/demo-1.0 - inside the container; sys.executable = {}",

@@ -42,11 +42,7 @@ fn assert_launcher_error(outcome: &Outcome, code: i32, names: &str) {
         outcome.stderr
     );
     assert!(lines[0].starts_with("launcher: "), "{:?}", lines[0]);
-    assert!(
-        lines[0].contains(names),
-        "{:?} should name {names:?}",
-        lines[0]
-    );
+    assert!(lines[0].contains(names), "{:?} should name {names:?}", lines[0]);
     if let Some(hint) = lines.get(1) {
         assert!(
             hint.starts_with("launcher: hint: "),
@@ -168,8 +164,7 @@ fn e3_alias_directory_reaches_the_same_env() {
 
 #[test]
 fn e4_launcher_link_runs_commands_inside_and_usage_without_one() {
-    let Some(bed) = Bed::for_test("e4_launcher_link_runs_commands_inside_and_usage_without_one")
-    else {
+    let Some(bed) = Bed::for_test("e4_launcher_link_runs_commands_inside_and_usage_without_one") else {
         return;
     };
     let launcher = bed.link(MAIN_ENV, "launcher");
@@ -181,10 +176,7 @@ fn e4_launcher_link_runs_commands_inside_and_usage_without_one() {
     outcome.assert_success();
     assert_eq!(
         outcome.stdout_lines(),
-        [
-            real_bin(MAIN_ENV, "python3"),
-            "hello from analysis3-22.10".into()
-        ]
+        [real_bin(MAIN_ENV, "python3"), "hello from analysis3-22.10".into()]
     );
 
     for no_command in [launcher, bed.scripts.join("launcher")] {
@@ -227,10 +219,7 @@ fn e5_arguments_arrive_byte_for_byte() {
     outcome.assert_success();
     assert_eq!(outcome.stdout, expected, "through the printargs link");
 
-    let outcome = run(bed
-        .command(bed.link(MAIN_ENV, "launcher"))
-        .arg("printargs")
-        .args(&args));
+    let outcome = run(bed.command(bed.link(MAIN_ENV, "launcher")).arg("printargs").args(&args));
     outcome.assert_success();
     assert_eq!(outcome.stdout, expected, "through `launcher printargs`");
 }
@@ -241,19 +230,15 @@ fn e6_exit_status_signals_and_streams_pass_through() {
         return;
     };
     for code in [0, 1, 42] {
-        let outcome = run(bed
-            .command(bed.link(MAIN_ENV, "exitwith"))
-            .arg(code.to_string()));
+        let outcome = run(bed.command(bed.link(MAIN_ENV, "exitwith")).arg(code.to_string()));
         assert_eq!(outcome.code(), Some(code), "{outcome:#?}");
     }
     let outcome = run(bed.command(bed.link(MAIN_ENV, "killself")).arg("USR1"));
     assert_eq!(outcome.signal(), Some(libc::SIGUSR1), "{outcome:#?}");
 
     let outcome = run_with_input(
-        bed.command(bed.link(MAIN_ENV, "python3")).args([
-            "-c",
-            "import sys; sys.stdout.write(sys.stdin.read().upper())",
-        ]),
+        bed.command(bed.link(MAIN_ENV, "python3"))
+            .args(["-c", "import sys; sys.stdout.write(sys.stdin.read().upper())"]),
         b"streamed through\nstdin\n",
     );
     outcome.assert_success();
@@ -272,8 +257,7 @@ fn e6_exit_status_signals_and_streams_pass_through() {
 
 #[test]
 fn e7_env_command_from_inside_goes_straight_to_the_real_binary() {
-    let Some(bed) = Bed::for_test("e7_env_command_from_inside_goes_straight_to_the_real_binary")
-    else {
+    let Some(bed) = Bed::for_test("e7_env_command_from_inside_goes_straight_to_the_real_binary") else {
         return;
     };
     let program = "import os, shutil, subprocess\n\
@@ -408,17 +392,13 @@ fn e9_pbs_tmrsh_from_inside_the_container() {
         .env("PATH", &path)
         .env("CONTAINER_OVERLAY_PATH", &extra));
     outcome.assert_success();
-    assert!(
-        outcome.stderr.contains("pbs_tmrsh: host node7"),
-        "{outcome:#?}"
-    );
+    assert!(outcome.stderr.contains("pbs_tmrsh: host node7"), "{outcome:#?}");
     assert_eq!(outcome.stdout_lines(), expected, "{outcome:#?}");
 }
 
 #[test]
 fn e10_host_command_runs_on_the_host_from_outside_and_inside() {
-    let Some(bed) = Bed::for_test("e10_host_command_runs_on_the_host_from_outside_and_inside")
-    else {
+    let Some(bed) = Bed::for_test("e10_host_command_runs_on_the_host_from_outside_and_inside") else {
         return;
     };
     let ssh = bed.link(MAIN_ENV, "ssh");
@@ -454,9 +434,7 @@ fn e11_overlays_all_shows_every_env_image() {
     let outcome = run(bed.command(bed.link(MAIN_ENV, "whereami")));
     outcome.assert_success();
     assert_eq!(
-        outcome.stdout_lines()[2]
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        outcome.stdout_lines()[2].split_whitespace().collect::<Vec<_>>(),
         [MAIN_ENV]
     );
 }
@@ -489,10 +467,7 @@ fn e12_override_script_replaces_the_command_and_calls_back() {
     .unwrap();
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_text(),
-        "compat override\nhello from analysis3-22.10\n"
-    );
+    assert_eq!(outcome.stdout_text(), "compat override\nhello from analysis3-22.10\n");
 }
 
 #[test]
@@ -500,10 +475,9 @@ fn e13_wrong_marker_ends_with_125_not_a_loop() {
     let Some(bed) = Bed::for_test("e13_wrong_marker_ends_with_125_not_a_loop") else {
         return;
     };
-    let config = bed.default_config().replace(
-        "[container]\n",
-        "[container]\nmarker = \"/no-such-marker-anywhere\"\n",
-    );
+    let config = bed
+        .default_config()
+        .replace("[container]\n", "[container]\nmarker = \"/no-such-marker-anywhere\"\n");
     bed.write_config(&config);
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
     assert_launcher_error(&outcome, 125, "LAUNCHER_DEPTH");
@@ -527,11 +501,7 @@ fn e14_missing_base_image() {
         return;
     };
     let config = bed.default_config();
-    let image_line = config
-        .lines()
-        .find(|l| l.starts_with("image = "))
-        .unwrap()
-        .to_owned();
+    let image_line = config.lines().find(|l| l.starts_with("image = ")).unwrap().to_owned();
     bed.write_config(&config.replace(&image_line, "image = \"../no-base\""));
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
     assert_launcher_error(&outcome, 125, "no-base");
@@ -543,11 +513,7 @@ fn e14_missing_runtime() {
         return;
     };
     let config = bed.default_config();
-    let path_line = config
-        .lines()
-        .find(|l| l.starts_with("path = "))
-        .unwrap()
-        .to_owned();
+    let path_line = config.lines().find(|l| l.starts_with("path = ")).unwrap().to_owned();
     bed.write_config(&config.replace(&path_line, "path = \"../runtime/bin/not-there\""));
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
     assert_launcher_error(&outcome, 125, "not-there");
@@ -576,11 +542,7 @@ fn e14_unknown_config_key() {
     let config = bed
         .default_config()
         .replace("[container]\n", "[container]\ncolour = \"blue\"\n");
-    let line = config
-        .lines()
-        .position(|l| l.starts_with("colour"))
-        .unwrap()
-        + 1;
+    let line = config.lines().position(|l| l.starts_with("colour")).unwrap() + 1;
     bed.write_config(&config);
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
     assert_launcher_error(&outcome, 125, &format!("launcher.toml:{line}:"));
@@ -624,10 +586,7 @@ fn e14_command_not_executable() {
 /// wrong prefix.
 #[test]
 fn singularityce_layout_runs_env_commands_inside() {
-    let Some(bed) = Bed::with_flavour(
-        "singularityce_layout_runs_env_commands_inside",
-        Flavour::SingularityCe,
-    ) else {
+    let Some(bed) = Bed::with_flavour("singularityce_layout_runs_env_commands_inside", Flavour::SingularityCe) else {
         return;
     };
     let outcome = run(bed.command(bed.link(MAIN_ENV, "launcher")).args([
@@ -636,10 +595,7 @@ fn singularityce_layout_runs_env_commands_inside() {
         "command -v python3; echo $PYTHONNOUSERSITE",
     ]));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_lines(),
-        [real_bin(MAIN_ENV, "python3"), "x".to_string()]
-    );
+    assert_eq!(outcome.stdout_lines(), [real_bin(MAIN_ENV, "python3"), "x".to_string()]);
 }
 
 /// Not an E-scenario: L21 end to end. The hop counter must not reach the
@@ -652,9 +608,7 @@ fn l21_launcher_depth_never_reaches_the_program() {
         return;
     };
     let show = "import os; print(os.environ.get('LAUNCHER_DEPTH', 'unset'))";
-    let outcome = run(bed
-        .command(bed.link(MAIN_ENV, "python3"))
-        .args(["-c", show]));
+    let outcome = run(bed.command(bed.link(MAIN_ENV, "python3")).args(["-c", show]));
     outcome.assert_success();
     assert_eq!(outcome.stdout_text(), "unset\n", "command mode");
 
@@ -662,9 +616,5 @@ fn l21_launcher_depth_never_reaches_the_program() {
         .command(bed.link(MAIN_ENV, "launcher"))
         .args(["python3", "-c", show]));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_text(),
-        "unset\n",
-        "direct mode (`launcher python3`)"
-    );
+    assert_eq!(outcome.stdout_text(), "unset\n", "direct mode (`launcher python3`)");
 }

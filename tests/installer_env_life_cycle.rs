@@ -47,7 +47,10 @@ fn check(out: &Output) {
 impl Site {
     /// Two versions deployed, `analysis3` -> old, `analysis3-unstable` -> new.
     fn new() -> Site {
-        let dir = tempfile::Builder::new().prefix("installer-life-").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("installer-life-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let root = dir.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         let scripts = root.join("scripts");
@@ -65,7 +68,11 @@ impl Site {
             ),
         )
         .unwrap();
-        let site = Site { _dir: dir, root, scripts };
+        let site = Site {
+            _dir: dir,
+            root,
+            scripts,
+        };
         for env in [OLD, NEW] {
             let build = site.root.join("build").join(env);
             write_exec(&build.join("bin/hello"), "#!/bin/sh\necho hello\n");
@@ -73,8 +80,24 @@ impl Site {
             fs::write(build.join("etc/conda/activate.d/proj.sh"), PROJ_SH).unwrap();
             fs::write(build.join("etc/conda/activate.d/gdal.sh"), GDAL_SH).unwrap();
             let image = site.root.join(format!("{env}.sqsh"));
-            check(&site.installer().arg("pack").arg(&build).args(["--env", env, "-o"]).arg(&image).output().unwrap());
-            let out = site.installer().arg("deploy").arg(&image).args(["--env", env, "--launcher"]).arg(binaries::launcher().unwrap()).output().unwrap();
+            check(
+                &site
+                    .installer()
+                    .arg("pack")
+                    .arg(&build)
+                    .args(["--env", env, "-o"])
+                    .arg(&image)
+                    .output()
+                    .unwrap(),
+            );
+            let out = site
+                .installer()
+                .arg("deploy")
+                .arg(&image)
+                .args(["--env", env, "--launcher"])
+                .arg(binaries::launcher().unwrap())
+                .output()
+                .unwrap();
             check(&out);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
@@ -83,13 +106,22 @@ impl Site {
             );
         }
         check(&site.installer().args(["alias", "analysis3", OLD]).output().unwrap());
-        check(&site.installer().args(["alias", "analysis3-unstable", NEW]).output().unwrap());
+        check(
+            &site
+                .installer()
+                .args(["alias", "analysis3-unstable", NEW])
+                .output()
+                .unwrap(),
+        );
         site
     }
 
     fn installer(&self) -> Command {
         let mut c = Command::new(binaries::installer().unwrap());
-        c.arg("--scripts").arg(&self.scripts).env_remove("INSTALLER_SCRIPTS").env_remove("INSTALLER_MODULES");
+        c.arg("--scripts")
+            .arg(&self.scripts)
+            .env_remove("INSTALLER_SCRIPTS")
+            .env_remove("INSTALLER_MODULES");
         c
     }
 
@@ -146,7 +178,10 @@ fn i7_l13_activation_variables_reach_the_runtime_command() {
         ] {
             assert!(line.contains(&want), "{link}: {want:?} missing in {line}");
         }
-        assert!(!line.contains("GDAL_DATA"), "{link}: a not-captured variable leaked: {line}");
+        assert!(
+            !line.contains("GDAL_DATA"),
+            "{link}: a not-captured variable leaked: {line}"
+        );
     }
 }
 
@@ -169,16 +204,30 @@ fn i8_modulefile_loads_and_unloads_with_both_tools() {
         let name = format!("conda/{OLD}");
         let loaded = environment_after(tool, &[&modules], &base, &[&format!("load {name}")]).unwrap();
         assert_eq!(loaded["PATH"], format!("{}:{BASE_PATH}", site.bin(OLD)), "{tool}");
-        assert_eq!(loaded["CONTAINER_OVERLAY_PATH"], format!("{}:/site/other.sqsh", site.image(OLD)), "{tool}");
+        assert_eq!(
+            loaded["CONTAINER_OVERLAY_PATH"],
+            format!("{}:/site/other.sqsh", site.image(OLD)),
+            "{tool}"
+        );
         assert_eq!(loaded["PROJ_DATA"], format!("/opt/conda/{OLD}/share/proj"), "{tool}");
         assert_eq!(loaded["CONDA_PREFIX"], format!("/opt/conda/{OLD}"), "{tool}");
         assert_eq!(loaded["CONDA_DEFAULT_ENV"], OLD, "{tool}");
         assert!(!loaded.contains_key("GDAL_DATA"), "{tool}");
 
-        let unloaded = environment_after(tool, &[&modules], &base, &[&format!("load {name}"), &format!("unload {name}")]).unwrap();
+        let unloaded = environment_after(
+            tool,
+            &[&modules],
+            &base,
+            &[&format!("load {name}"), &format!("unload {name}")],
+        )
+        .unwrap();
         let mut expected: HashMap<String, String> = base.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         expected.insert("MODULEPATH".into(), modules.display().to_string());
-        assert_eq!(without_bookkeeping(&unloaded), expected, "{tool}: everything the module set must vanish");
+        assert_eq!(
+            without_bookkeeping(&unloaded),
+            expected,
+            "{tool}: everything the module set must vanish"
+        );
     });
 }
 
@@ -187,15 +236,30 @@ fn i8_i9_module_aliases_follow_installer_alias() {
     let site = Site::new();
     let modules = site.modules();
     with_each_tool("i8_i9_module_aliases_follow_installer_alias", |tool| {
-        assert_eq!(resolve(tool, &[&modules], "conda/analysis3").unwrap(), [format!("conda/{OLD}")], "{tool}");
-        assert_eq!(resolve(tool, &[&modules], "conda/analysis3-unstable").unwrap(), [format!("conda/{NEW}")], "{tool}");
+        assert_eq!(
+            resolve(tool, &[&modules], "conda/analysis3").unwrap(),
+            [format!("conda/{OLD}")],
+            "{tool}"
+        );
+        assert_eq!(
+            resolve(tool, &[&modules], "conda/analysis3-unstable").unwrap(),
+            [format!("conda/{NEW}")],
+            "{tool}"
+        );
     });
     // Stable moves to the new version: the module alias moves with the links.
     check(&site.installer().args(["alias", "analysis3", NEW]).output().unwrap());
-    assert_eq!(fs::read_link(site.scripts.join("analysis3.d")).unwrap(), Path::new(&format!("{NEW}.d")));
+    assert_eq!(
+        fs::read_link(site.scripts.join("analysis3.d")).unwrap(),
+        Path::new(&format!("{NEW}.d"))
+    );
     assert_eq!(fs::read_link(site.root.join("envs/analysis3")).unwrap(), Path::new(NEW));
     with_each_tool("i8_i9_module_aliases_follow_installer_alias", |tool| {
-        assert_eq!(resolve(tool, &[&modules], "conda/analysis3").unwrap(), [format!("conda/{NEW}")], "{tool}");
+        assert_eq!(
+            resolve(tool, &[&modules], "conda/analysis3").unwrap(),
+            [format!("conda/{NEW}")],
+            "{tool}"
+        );
         let env = environment_after(tool, &[&modules], &[("PATH", BASE_PATH)], &["load conda/analysis3"]).unwrap();
         assert_eq!(env["CONTAINER_OVERLAY_PATH"], site.image(NEW), "{tool}");
     });
@@ -213,7 +277,16 @@ fn launches_never_fail_while_the_installer_deploys_rolls_back_and_swaps_aliases(
     let build = site.root.join("build").join(OLD);
     write_exec(&build.join("bin/hello"), "#!/bin/sh\necho hello again\n");
     let second = site.root.join(format!("{OLD}-second.sqsh"));
-    check(&site.installer().arg("pack").arg(&build).args(["--env", OLD, "-o"]).arg(&second).output().unwrap());
+    check(
+        &site
+            .installer()
+            .arg("pack")
+            .arg(&build)
+            .args(["--env", OLD, "-o"])
+            .arg(&second)
+            .output()
+            .unwrap(),
+    );
     let first = site.root.join(format!("{OLD}.sqsh"));
 
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -222,7 +295,12 @@ fn launches_never_fail_while_the_installer_deploys_rolls_back_and_swaps_aliases(
         let admin = scope.spawn(|| {
             for _ in 0..cycles {
                 for args in [
-                    vec!["deploy".into(), second.display().to_string(), "--env".into(), OLD.into()],
+                    vec![
+                        "deploy".into(),
+                        second.display().to_string(),
+                        "--env".into(),
+                        OLD.into(),
+                    ],
                     vec!["rollback".into(), "--env".into(), OLD.into()],
                     vec!["deploy".into(), first.display().to_string(), "--env".into(), OLD.into()],
                     vec!["alias".into(), "analysis3".into(), NEW.into()],
@@ -235,7 +313,10 @@ fn launches_never_fail_while_the_installer_deploys_rolls_back_and_swaps_aliases(
         });
         let mut launches = 0usize;
         let mut failures: Vec<String> = Vec::new();
-        let links = [site.scripts.join("analysis3.d/bin/hello"), site.scripts.join(format!("{OLD}.d/bin/hello"))];
+        let links = [
+            site.scripts.join("analysis3.d/bin/hello"),
+            site.scripts.join(format!("{OLD}.d/bin/hello")),
+        ];
         while !done.load(std::sync::atomic::Ordering::SeqCst) || launches < 1000 {
             let link = &links[launches % 2];
             let out = Command::new(link)
@@ -246,7 +327,12 @@ fn launches_never_fail_while_the_installer_deploys_rolls_back_and_swaps_aliases(
                 .unwrap();
             launches += 1;
             if !out.status.success() && failures.len() < 5 {
-                failures.push(format!("{}: {} {}", link.display(), out.status, String::from_utf8_lossy(&out.stderr)));
+                failures.push(format!(
+                    "{}: {} {}",
+                    link.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
         }
         admin.join().expect("installer loop");

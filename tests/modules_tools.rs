@@ -74,10 +74,7 @@ fn image(base: &Path, env: &str) -> String {
 }
 
 fn env_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Each named check as two tests, `<check>::environment_modules` and
@@ -122,11 +119,7 @@ for_both_tools!(
 /// nothing of bash's or the tool's own added.
 fn no_commands_gives_back_the_base_environment(tool: ModuleTool) {
     let modules = Modules::new();
-    let base = [
-        ("PATH", BASE_PATH),
-        ("ODD", "a b\nc=d 'e' \"f\" $g"),
-        ("EMPTY", ""),
-    ];
+    let base = [("PATH", BASE_PATH), ("ODD", "a b\nc=d 'e' \"f\" $g"), ("EMPTY", "")];
     let env = environment_after(tool, &modules.path(), &base, &[]).unwrap();
     let mut expected = env_map(&base);
     expected.insert("MODULEPATH".into(), modules.root.display().to_string());
@@ -144,32 +137,20 @@ fn load_sets_path_overlay_and_variables(tool: ModuleTool) {
     .unwrap();
     assert_eq!(
         env.get("PATH"),
-        Some(&format!(
-            "{}:{BASE_PATH}",
-            modules.bin_dir("analysis3-22.10")
-        ))
+        Some(&format!("{}:{BASE_PATH}", modules.bin_dir("analysis3-22.10")))
     );
     assert_eq!(
         env.get("CONTAINER_OVERLAY_PATH"),
         Some(&modules.image("analysis3-22.10"))
     );
     assert_eq!(env.get("FOO").map(String::as_str), Some("bar"));
-    assert_eq!(
-        support::modules::loaded_modules(&env),
-        ["conda/analysis3-22.10"]
-    );
+    assert_eq!(support::modules::loaded_modules(&env), ["conda/analysis3-22.10"]);
 }
 
 fn unload_restores_the_environment(tool: ModuleTool) {
     let modules = Modules::new();
     let base = [("PATH", BASE_PATH), ("HOME", "/nonexistent-home")];
-    let loaded = environment_after(
-        tool,
-        &modules.path(),
-        &base,
-        &["load conda/analysis3-22.10"],
-    )
-    .unwrap();
+    let loaded = environment_after(tool, &modules.path(), &base, &["load conda/analysis3-22.10"]).unwrap();
     assert_eq!(
         loaded.get("FOO").map(String::as_str),
         Some("bar"),
@@ -189,24 +170,12 @@ fn unload_restores_the_environment(tool: ModuleTool) {
 
 fn load_prepends_to_existing_paths_and_unload_keeps_them(tool: ModuleTool) {
     let modules = Modules::new();
-    let base = [
-        ("PATH", BASE_PATH),
-        ("CONTAINER_OVERLAY_PATH", "/site/other.sqsh"),
-    ];
-    let run = run_module_commands(
-        tool,
-        &modules.path(),
-        &base,
-        &["load conda/analysis3-22.10"],
-    )
-    .unwrap();
+    let base = [("PATH", BASE_PATH), ("CONTAINER_OVERLAY_PATH", "/site/other.sqsh")];
+    let run = run_module_commands(tool, &modules.path(), &base, &["load conda/analysis3-22.10"]).unwrap();
     assert!(run.succeeded(), "{run}");
     assert_eq!(
         run.env.get("CONTAINER_OVERLAY_PATH"),
-        Some(&format!(
-            "{}:/site/other.sqsh",
-            modules.image("analysis3-22.10")
-        ))
+        Some(&format!("{}:/site/other.sqsh", modules.image("analysis3-22.10")))
     );
     let after = environment_after(
         tool,
@@ -255,11 +224,7 @@ fn avail_and_show_see_versions_and_aliases(tool: ModuleTool) {
     let modules = Modules::new();
     let base = [("PATH", BASE_PATH)];
     let avail = module_output(tool, &modules.path(), &base, "-t avail").unwrap();
-    for name in [
-        "conda/analysis3-22.10",
-        "conda/analysis3-23.01",
-        "analysis3-unstable",
-    ] {
+    for name in ["conda/analysis3-22.10", "conda/analysis3-23.01", "analysis3-unstable"] {
         assert!(avail.contains(name), "{name} not in avail:\n{avail}");
     }
     let show = module_output(tool, &modules.path(), &base, "show conda/analysis3").unwrap();
@@ -357,10 +322,7 @@ fn lmod_loads_one_version_per_name(tool: ModuleTool) {
             assert_eq!(loaded, ["conda/analysis3-23.01"]);
             assert_eq!(
                 env.get("PATH"),
-                Some(&format!(
-                    "{}:{BASE_PATH}",
-                    modules.bin_dir("analysis3-23.01")
-                ))
+                Some(&format!("{}:{BASE_PATH}", modules.bin_dir("analysis3-23.01")))
             );
         }
     }

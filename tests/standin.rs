@@ -29,8 +29,7 @@ impl Fixture {
             .tempdir()
             .expect("tempdir");
         let root = dir.path().to_owned();
-        let runtime =
-            install_standin(&root.join("runtime/bin"), flavour).expect("install stand-in");
+        let runtime = install_standin(&root.join("runtime/bin"), flavour).expect("install stand-in");
         let base = root.join("base");
         images::base_sandbox(&base).expect("base sandbox");
         let work = root.join("work");
@@ -109,11 +108,7 @@ fn assert_runtime_error(outcome: &Outcome, names: &str) {
     assert_eq!(outcome.code(), Some(255), "{outcome:#?}");
     let lines: Vec<&str> = outcome.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line expected: {:?}", outcome.stderr);
-    assert!(
-        lines[0].contains(names),
-        "message {:?} should name {names:?}",
-        lines[0]
-    );
+    assert!(lines[0].contains(names), "message {:?} should name {names:?}", lines[0]);
     assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
 }
 
@@ -132,20 +127,14 @@ fn unknown_flag_is_rejected_with_255() {
 fn missing_image_is_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
     let missing = fx.root.join("no-such-base");
-    let outcome = run(Command::new(&fx.runtime)
-        .arg("exec")
-        .arg(&missing)
-        .arg("true"));
+    let outcome = run(Command::new(&fx.runtime).arg("exec").arg(&missing).arg("true"));
     assert_runtime_error(&outcome, &missing.display().to_string());
 }
 
 #[test]
 fn image_without_marker_is_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
-    let outcome = run(Command::new(&fx.runtime)
-        .arg("exec")
-        .arg(&fx.work)
-        .arg("true"));
+    let outcome = run(Command::new(&fx.runtime).arg("exec").arg(&fx.work).arg("true"));
     assert_runtime_error(&outcome, &fx.work.display().to_string());
 }
 
@@ -160,14 +149,8 @@ fn missing_overlay_file_is_rejected_with_255() {
 #[test]
 fn missing_command_and_subcommand_are_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
-    assert_runtime_error(
-        &run(Command::new(&fx.runtime).arg("exec").arg(&fx.base)),
-        "no command",
-    );
-    assert_runtime_error(
-        &run(Command::new(&fx.runtime).arg("run").arg(&fx.base)),
-        "run",
-    );
+    assert_runtime_error(&run(Command::new(&fx.runtime).arg("exec").arg(&fx.base)), "no command");
+    assert_runtime_error(&run(Command::new(&fx.runtime).arg("run").arg(&fx.base)), "run");
     assert_runtime_error(&run(&mut Command::new(&fx.runtime)), "no subcommand");
 }
 
@@ -180,8 +163,7 @@ fn missing_bind_source_is_rejected_with_255() {
 
 #[test]
 fn binary_name_that_is_not_a_runtime_is_rejected() {
-    let outcome =
-        run(Command::new(support::binaries::standin_runtime()).args(["exec", "/", "true"]));
+    let outcome = run(Command::new(support::binaries::standin_runtime()).args(["exec", "/", "true"]));
     assert_runtime_error(&outcome, "flavour");
 }
 
@@ -193,10 +175,7 @@ fn last_overlay_is_on_top() {
         return;
     }
     let fx = Fixture::new(Flavour::Apptainer);
-    let first = fx.squashfs(
-        "first.sqsh",
-        &[("/data/which", "first\n"), ("/data/only-first", "1\n")],
-    );
+    let first = fx.squashfs("first.sqsh", &[("/data/which", "first\n"), ("/data/only-first", "1\n")]);
     let second = fx.squashfs("second.sqsh", &[("/data/which", "second\n")]);
     let show = ["/bin/sh", "-c", "cat /data/which /data/only-first"];
 
@@ -216,7 +195,14 @@ fn container_root_is_the_base_image_and_read_only() {
     }
     let fx = Fixture::new(Flavour::Apptainer);
     std::fs::write(fx.base.join("etc-marker"), "base\n").unwrap();
-    let outcome = run(fx.exec(&[], &["/bin/sh", "-c", "cat /etc-marker; test -d /.singularity.d && echo marker; touch /new 2>/dev/null || echo read-only"]));
+    let outcome = run(fx.exec(
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /etc-marker; test -d /.singularity.d && echo marker; touch /new 2>/dev/null || echo read-only",
+        ],
+    ));
     outcome.assert_success();
     assert_eq!(outcome.stdout_text(), "base\nmarker\nread-only\n");
     assert!(!fx.base.join("new").exists());
@@ -247,10 +233,7 @@ fn environment_rules_apptainer_layout() {
         lookup(&env, "PATH"),
         Some("/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/late/bin")
     );
-    assert_eq!(
-        lookup(&env, "LD_LIBRARY_PATH"),
-        Some("/env/lib:/.singularity.d/libs")
-    );
+    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some("/env/lib:/.singularity.d/libs"));
     assert_eq!(lookup(&env, "KEPT"), Some("host value"));
     assert_eq!(lookup(&env, "BOTH"), Some("apptainer"));
     assert_eq!(lookup(&env, "OLD"), Some("old prefix"));
@@ -283,10 +266,7 @@ fn environment_rules_singularityce_layout() {
         lookup(&env, "PATH"),
         Some("/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     );
-    assert_eq!(
-        lookup(&env, "LD_LIBRARY_PATH"),
-        Some("/.singularity.d/libs")
-    );
+    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some("/.singularity.d/libs"));
     assert_eq!(lookup(&env, "FOO"), None);
     assert_eq!(lookup(&env, "APPTAINERENV_FOO"), Some("ignored"));
     assert_eq!(lookup(&env, "BAR"), Some("bar"));
@@ -314,10 +294,7 @@ fn binds_defaults_and_created_mount_points() {
                   test -d \"$HOME\" && echo home; test -d /tmp && echo tmp";
     let outcome = run(fx.exec(&["--bind".into(), list.into()], &["/bin/sh", "-c", script]));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_text(),
-        "bound\nfile bind\nproc\ndev\nsys\nhome\ntmp\n"
-    );
+    assert_eq!(outcome.stdout_text(), "bound\nfile bind\nproc\ndev\nsys\nhome\ntmp\n");
     // The mount points were made in the container's session layer, not in the image.
     assert!(!fx.base.join("mnt").exists() && !fx.base.join("single").exists());
 }
@@ -331,10 +308,7 @@ fn working_directory_is_kept() {
     std::fs::write(fx.work.join("here"), "").unwrap();
     let outcome = run(fx.exec(&[], &["/bin/sh", "-c", "pwd; ls"]));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_text(),
-        format!("{}\nhere\n", fx.work.display())
-    );
+    assert_eq!(outcome.stdout_text(), format!("{}\nhere\n", fx.work.display()));
 }
 
 #[test]
@@ -365,11 +339,7 @@ fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
         .split_whitespace()
         .nth(1)
         .map(|h| u64::from_str_radix(h, 16).unwrap());
-    assert_eq!(
-        mask.map(|m| m & (1 << (libc::SIGPIPE - 1))),
-        Some(0),
-        "{outcome:#?}"
-    );
+    assert_eq!(mask.map(|m| m & (1 << (libc::SIGPIPE - 1))), Some(0), "{outcome:#?}");
 
     let args: Vec<OsString> = vec![
         "a b".into(),
@@ -380,12 +350,7 @@ fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
     ];
     let mut command = fx.exec(
         &[],
-        &[
-            "/bin/sh",
-            "-c",
-            "for a in \"$@\"; do printf '%s\\0' \"$a\"; done",
-            "sh",
-        ],
+        &["/bin/sh", "-c", "for a in \"$@\"; do printf '%s\\0' \"$a\"; done", "sh"],
     );
     command.args(&args);
     let outcome = run(&mut command);
@@ -405,19 +370,13 @@ fn command_is_looked_up_on_the_container_path() {
     let fx = Fixture::new(Flavour::Apptainer);
     let image = fx.squashfs(
         "tools.sqsh",
-        &[(
-            "/opt/tools/bin/only-in-image",
-            "#!/bin/sh\necho found \"$0\"\n",
-        )],
+        &[("/opt/tools/bin/only-in-image", "#!/bin/sh\necho found \"$0\"\n")],
     );
     let outcome = run(fx
         .exec(&[overlay(&image)], &["only-in-image"])
         .env("APPTAINERENV_PREPEND_PATH", "/opt/tools/bin"));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_text(),
-        "found /opt/tools/bin/only-in-image\n"
-    );
+    assert_eq!(outcome.stdout_text(), "found /opt/tools/bin/only-in-image\n");
     // Not on the container PATH (the host PATH is not imported): 255.
     let outcome = run(fx
         .exec(&[overlay(&image)], &["only-in-image"])
@@ -435,10 +394,7 @@ fn nothing_stays_mounted_on_the_host() {
     run(fx.exec(&[overlay(&image)], &["/bin/true"])).assert_success();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = fx.root.display().to_string();
-    assert!(
-        !mounts.contains(&root),
-        "host mount table mentions {root}:\n{mounts}"
-    );
+    assert!(!mounts.contains(&root), "host mount table mentions {root}:\n{mounts}");
     let loops = Command::new("losetup").args(["-j"]).arg(&image).output();
     if let Ok(loops) = loops {
         // Autoclear may lag the namespace teardown by a moment; only report.

@@ -43,7 +43,9 @@ pub struct NotCaptured {
 pub fn read(image: &EnvImage, env_prefix: &Path, env: &str) -> Activation {
     let mut activation = Activation::default();
     activation.env.insert("CONDA_DEFAULT_ENV".into(), env.to_string());
-    activation.env.insert("CONDA_PREFIX".into(), env_prefix.to_string_lossy().into_owned());
+    activation
+        .env
+        .insert("CONDA_PREFIX".into(), env_prefix.to_string_lossy().into_owned());
     let dir = env_prefix.join(ACTIVATE_DIR);
     let mut entries = image.list_dir(&dir).unwrap_or_default();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -54,7 +56,10 @@ pub fn read(image: &EnvImage, env_prefix: &Path, env: &str) -> Activation {
             continue;
         }
         let script = format!("{ACTIVATE_DIR}/{name}");
-        let not_captured = |reason: String| NotCaptured { script: script.clone(), reason };
+        let not_captured = |reason: String| NotCaptured {
+            script: script.clone(),
+            reason,
+        };
         let outcome = match entry.kind {
             EntryKind::File => match image.read_file(&dir.join(&entry.name)) {
                 Some(Ok(bytes)) => match String::from_utf8(bytes) {
@@ -86,7 +91,11 @@ pub fn parse_script(text: &str, known: &BTreeMap<String, String>) -> Result<BTre
         let at = |why: String| format!("line {}: {why}", index + 1);
         let words = split_words(line).map_err(at)?;
         let Some(first) = words.first() else { continue };
-        let (is_export, assignments) = if first == "export" { (true, &words[1..]) } else { (false, &words[..]) };
+        let (is_export, assignments) = if first == "export" {
+            (true, &words[1..])
+        } else {
+            (false, &words[..])
+        };
         if is_export && assignments.is_empty() {
             return Err(at("`export` without a variable".into()));
         }
@@ -238,7 +247,11 @@ fn expand_variable(
                 match chars.next() {
                     Some('}') => break,
                     Some(c) if c.is_ascii_alphanumeric() || c == '_' => name.push(c),
-                    Some(c) => return Err(format!("parameter expansion with `{c}` (only ${{NAME}} is read statically)")),
+                    Some(c) => {
+                        return Err(format!(
+                            "parameter expansion with `{c}` (only ${{NAME}} is read statically)"
+                        ))
+                    }
                     None => return Err("`${` without `}`".into()),
                 }
             }
@@ -302,7 +315,10 @@ mod tests {
     #[test]
     fn i7_plain_assignments_feed_later_exports_but_are_not_exported() {
         let text = "base=$CONDA_PREFIX/share\nexport A=$base/a\nexport B\nB=${base}/b\n";
-        assert_eq!(parse(text).unwrap_err(), "line 3: `export B` of a variable not set statically");
+        assert_eq!(
+            parse(text).unwrap_err(),
+            "line 3: `export B` of a variable not set statically"
+        );
         let text = "base=$CONDA_PREFIX/share\nexport A=$base/a\nA=$A:more\n";
         assert_eq!(parse(text), ok(&[("A", "/opt/conda/e/share/a:more")]));
     }
@@ -315,15 +331,30 @@ mod tests {
             ("export A=\"`pwd`\"\n", "line 1: command substitution"),
             ("export A=\"$(pwd)\"\n", "line 1: command substitution `$(`"),
             ("if [ -n \"$X\" ]; then\n", "line 1: shell syntax `;`"),
-            ("if true\nthen export A=1\nfi\n", "line 1: `if` is not a static `export NAME=VALUE`"),
-            ("\nexport A=$HOME/x\n", "line 2: refers to $HOME, which is only known at run time"),
-            ("export A=${B:-x}\n", "line 1: parameter expansion with `:` (only ${NAME} is read statically)"),
-            ("export A=~/x\n", "line 1: `~` (the home directory, only known at run time)"),
+            (
+                "if true\nthen export A=1\nfi\n",
+                "line 1: `if` is not a static `export NAME=VALUE`",
+            ),
+            (
+                "\nexport A=$HOME/x\n",
+                "line 2: refers to $HOME, which is only known at run time",
+            ),
+            (
+                "export A=${B:-x}\n",
+                "line 1: parameter expansion with `:` (only ${NAME} is read statically)",
+            ),
+            (
+                "export A=~/x\n",
+                "line 1: `~` (the home directory, only known at run time)",
+            ),
             ("export A=/x/*\n", "line 1: a glob pattern `*`"),
             ("export A=\"open\n", "line 1: a quote that does not close on this line"),
             ("export A=1 \\\n", "line 1: a line continuation"),
             ("unset A\n", "line 1: `unset` is not a static `export NAME=VALUE`"),
-            ("export A=$1\n", "line 1: a special parameter `$` (only $NAME and ${NAME} are read statically)"),
+            (
+                "export A=$1\n",
+                "line 1: a special parameter `$` (only $NAME and ${NAME} are read statically)",
+            ),
         ];
         for (text, why) in cases {
             assert_eq!(parse(text).unwrap_err(), why, "{text:?}");

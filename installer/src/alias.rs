@@ -53,7 +53,10 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
         }
     }
     if fs::symlink_metadata(&envs_link).is_ok_and(|m| !m.file_type().is_symlink()) {
-        return Err(InstallError::Usage(format!("{} exists and is not a symbolic link", envs_link.display())));
+        return Err(InstallError::Usage(format!(
+            "{} exists and is not a symbolic link",
+            envs_link.display()
+        )));
     }
     let links = match &opts.target {
         Some(target) => {
@@ -70,7 +73,11 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
                 ui.info(format!("would point {} at {}", scripts_link.display(), tree.display()));
                 ui.info(format!("would point {} at {}", envs_link.display(), env.display()));
             }
-            None => ui.info(format!("would remove {} and {}", scripts_link.display(), envs_link.display())),
+            None => ui.info(format!(
+                "would remove {} and {}",
+                scripts_link.display(),
+                envs_link.display()
+            )),
         }
         if let Some(dir) = &modules_dir {
             ui.info(format!("would rewrite {}", dir.join(modulefile::MODULERC).display()));

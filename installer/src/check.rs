@@ -80,7 +80,10 @@ fn check_runtime(site: &Site, report: &mut Report) {
         Err(why) => report.problem(format!("no container runtime: {why}")),
     }
     match &site.config.runtime.image {
-        None => report.problem(format!("runtime.image (the base image) is not set in {}", site.config_source.display())),
+        None => report.problem(format!(
+            "runtime.image (the base image) is not set in {}",
+            site.config_source.display()
+        )),
         Some(image) if !image.exists() => {
             report.problem(format!("base image {} (runtime.image) not found", image.display()))
         }
@@ -104,10 +107,10 @@ fn envs_to_check(site: &Site, only: &[String], report: &mut Report) -> Option<Ve
     if let Ok(entries) = std::fs::read_dir(&site.scripts) {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(env) = name.to_str().and_then(|n| n.strip_suffix(".d")) else { continue };
-            if crate::site::valid_env_name(env)
-                && !matches!(swap::inspect(&site.scripts, env), Ok(Live::Alias(_)))
-            {
+            let Some(env) = name.to_str().and_then(|n| n.strip_suffix(".d")) else {
+                continue;
+            };
+            if crate::site::valid_env_name(env) && !matches!(swap::inspect(&site.scripts, env), Ok(Live::Alias(_))) {
                 envs.insert(env.to_string());
             }
         }
@@ -134,7 +137,10 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
     };
     match live {
         Live::Absent => {
-            return report.problem(format!("{env}: no scripts tree {}; run `installer farm {env}`", env_dir.display()))
+            return report.problem(format!(
+                "{env}: no scripts tree {}; run `installer farm {env}`",
+                env_dir.display()
+            ))
         }
         Live::Foreign => return report.problem(format!("{}: not a directory", env_dir.display())),
         Live::Alias(_) => return,
@@ -170,7 +176,9 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
     listed(report, &diff.missing, &|p| {
         format!("{}: missing (the image has it; run `installer farm {env}`)", name(p))
     });
-    listed(report, &diff.extra, &|p| format!("{}: stale (not in the image)", name(p)));
+    listed(report, &diff.extra, &|p| {
+        format!("{}: stale (not in the image)", name(p))
+    });
     listed(report, &diff.changed, &|p| match (desired.get(p), actual.get(p)) {
         (Some(Node::Link { target: want }), Some(Node::Link { target: have })) => format!(
             "{}: points at {}, not the launcher ({})",
@@ -213,7 +221,11 @@ fn check_aliases(site: &Site, report: &mut Report) {
     for alias in candidates {
         if std::fs::metadata(&alias).is_err() {
             let target = std::fs::read_link(&alias).unwrap_or_default();
-            report.problem(format!("alias {} -> {} does not resolve", alias.display(), target.display()));
+            report.problem(format!(
+                "alias {} -> {} does not resolve",
+                alias.display(),
+                target.display()
+            ));
         }
     }
 }
@@ -249,7 +261,10 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
     for command in site.config.commands.values() {
         files.extend(command.script.clone());
     }
-    for dir in [site.overrides_dir()].into_iter().chain(envs.iter().map(|e| site.overrides_dir().join(e))) {
+    for dir in [site.overrides_dir()]
+        .into_iter()
+        .chain(envs.iter().map(|e| site.overrides_dir().join(e)))
+    {
         files.extend(visible_files(&dir));
     }
     for env in envs {
@@ -263,19 +278,27 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
     }
     let mut seen = BTreeSet::new();
     for file in files {
-        let Ok(real) = std::fs::canonicalize(&file) else { continue };
+        let Ok(real) = std::fs::canonicalize(&file) else {
+            continue;
+        };
         if !seen.insert(real.clone()) {
             continue;
         }
         if world_writable(&real) {
-            report.problem(format!("{} is writable by others (L19): chmod o-w {}", file.display(), real.display()));
+            report.problem(format!(
+                "{} is writable by others (L19): chmod o-w {}",
+                file.display(),
+                real.display()
+            ));
         }
         if let Some(parent) = real.parent() {
             dirs.push(parent.to_path_buf());
         }
     }
     for dir in dirs {
-        let Ok(real) = std::fs::canonicalize(&dir) else { continue };
+        let Ok(real) = std::fs::canonicalize(&dir) else {
+            continue;
+        };
         if !seen.insert(real.clone()) {
             continue;
         }
@@ -292,7 +315,9 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
 }
 
 fn visible_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))

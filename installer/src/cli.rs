@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{InstallError, EXIT_CHECK_FAILED};
-use crate::farm::{self, FarmOptions};
-use crate::site::Site;
-use crate::ui::Ui;
 use crate::alias::{self, AliasOptions};
 use crate::deploy::{self, DeployOptions};
+use crate::error::{InstallError, EXIT_CHECK_FAILED};
+use crate::farm::{self, FarmOptions};
 use crate::pack::{self, Compression, PackOptions};
+use crate::site::Site;
+use crate::ui::Ui;
 use crate::{check, demo, modulefile, status};
 
 /// Build and maintain the scripts tree of squashfs-packed conda
@@ -291,13 +291,16 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             Ok(0)
         }
         Command::Demo(args) => {
-            demo::run(&demo::DemoOptions {
-                dir: args.dir,
-                env: args.env,
-                launcher: args.launcher,
-                runtime: args.runtime,
-                dry_run: args.dry_run,
-            }, ui)?;
+            demo::run(
+                &demo::DemoOptions {
+                    dir: args.dir,
+                    env: args.env,
+                    launcher: args.launcher,
+                    runtime: args.runtime,
+                    dry_run: args.dry_run,
+                },
+                ui,
+            )?;
             Ok(0)
         }
         Command::Pack(args) => {
@@ -311,22 +314,32 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 .container_prefix
                 .or_else(|| site.map(|s| s.config.container.prefix))
                 .unwrap_or_else(|| PathBuf::from("/opt/conda"));
-            let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.sqsh", args.env)));
-            pack::run(&PackOptions {
-                prefix: args.prefix,
-                env: args.env,
-                output,
-                container_prefix,
-                compression: args.compression,
-                force: args.force,
-                dry_run: args.dry_run,
-                extra_args: args.mksquashfs_args,
-            }, ui)?;
+            let output = args
+                .output
+                .unwrap_or_else(|| PathBuf::from(format!("{}.sqsh", args.env)));
+            pack::run(
+                &PackOptions {
+                    prefix: args.prefix,
+                    env: args.env,
+                    output,
+                    container_prefix,
+                    compression: args.compression,
+                    force: args.force,
+                    dry_run: args.dry_run,
+                    extra_args: args.mksquashfs_args,
+                },
+                ui,
+            )?;
             Ok(0)
         }
         Command::Deploy(args) => {
             let site = load(&cli.site)?;
-            deploy::deploy(&site, &args.image, &deploy_options(&cli.site, &args.common, args.launcher), ui)?;
+            deploy::deploy(
+                &site,
+                &args.image,
+                &deploy_options(&cli.site, &args.common, args.launcher),
+                ui,
+            )?;
             Ok(0)
         }
         Command::Rollback(args) => {
@@ -343,26 +356,35 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 ))
             })?;
             if !crate::site::valid_env_name(&args.env) {
-                return Err(InstallError::Usage(format!("'{}' is not a valid environment name", args.env)));
+                return Err(InstallError::Usage(format!(
+                    "'{}' is not a valid environment name",
+                    args.env
+                )));
             }
             let _lock = if args.dry_run {
                 None
             } else {
                 crate::farm::ensure_scripts_dir(&site.scripts)?;
-                Some(crate::lock::acquire(&site.scripts, !args.no_wait, |msg| eprintln!("installer: {msg}"))?)
+                Some(crate::lock::acquire(&site.scripts, !args.no_wait, |msg| {
+                    eprintln!("installer: {msg}")
+                })?)
             };
             modulefile::write(&site, &args.env, &dir, args.dry_run, ui)?;
             Ok(0)
         }
         Command::Alias(args) => {
             let site = load(&cli.site)?;
-            alias::run(&site, &AliasOptions {
-                name: args.name,
-                target: args.target,
-                modules: cli.site.modules.clone(),
-                wait: !args.no_wait,
-                dry_run: args.dry_run,
-            }, ui)?;
+            alias::run(
+                &site,
+                &AliasOptions {
+                    name: args.name,
+                    target: args.target,
+                    modules: cli.site.modules.clone(),
+                    wait: !args.no_wait,
+                    dry_run: args.dry_run,
+                },
+                ui,
+            )?;
             Ok(0)
         }
     }

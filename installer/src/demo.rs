@@ -40,8 +40,9 @@ pub const MARKER: &str = ".installer-demo";
 /// Top-level directories that are symlinks (merged /usr) or get bound in.
 const HOST_TOP_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Mount points the base sandbox provides.
-const MOUNT_POINTS: [&str; 12] =
-    ["proc", "sys", "dev", "tmp", "var/tmp", "home", "root", "run", "usr", "etc", "opt", "mnt"];
+const MOUNT_POINTS: [&str; 12] = [
+    "proc", "sys", "dev", "tmp", "var/tmp", "home", "root", "run", "usr", "etc", "opt", "mnt",
+];
 /// The Python the demo runs through the launcher.
 pub const PYTHON_PROGRAM: &str = "import os, sys; print('hello from Python', sys.version.split()[0], \
      'of env', os.environ.get('CONDA_PREFIX'), '-', 'inside' if os.path.exists('/.singularity.d') else 'outside', \
@@ -67,7 +68,10 @@ pub enum EnvKind {
 
 pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!("'{}' is not a valid environment name", opts.env)));
+        return Err(InstallError::Usage(format!(
+            "'{}' is not a valid environment name",
+            opts.env
+        )));
     }
     let mksquashfs = runtime::which("mksquashfs").ok_or(InstallError::MissingTool {
         tool: "mksquashfs",
@@ -95,7 +99,9 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
 
     let parent = dir.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).map_err(|e| InstallError::io(parent, e))?;
-    let leaf = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let leaf = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let stage = tempfile::Builder::new()
         .prefix(&format!(".{leaf}.new-"))
         .tempdir_in(parent)
@@ -106,7 +112,11 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     let binds = make_base(&root.join("base"))?;
     let env_root = root.join("env-root");
     let kind = generate_env(&env_root, &opts.env, ui)?;
-    ui.info(format!("demo: packing envs/{}.sqsh with {}", opts.env, mksquashfs.display()));
+    ui.info(format!(
+        "demo: packing envs/{}.sqsh with {}",
+        opts.env,
+        mksquashfs.display()
+    ));
     let envs = root.join("envs");
     mkdir(&envs)?;
     pack(&mksquashfs, &env_root, &envs.join(format!("{}.sqsh", opts.env)))?;
@@ -122,9 +132,16 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     // The scripts tree must be visible inside the container (L6).
     match dir.to_str() {
         Some(text) if !text.contains([',', '"', '\\']) => binds.push(text.to_string()),
-        _ => ui.warn(format!("{} cannot be a bind path; links run inside the container may not be found", dir.display())),
+        _ => ui.warn(format!(
+            "{} cannot be a bind path; links run inside the container may not be found",
+            dir.display()
+        )),
     }
-    write_file(&config, config_text(&opts.env, &binds, opts.runtime.as_ref().and(runtime.as_deref())).as_bytes(), 0o644)?;
+    write_file(
+        &config,
+        config_text(&opts.env, &binds, opts.runtime.as_ref().and(runtime.as_deref())).as_bytes(),
+        0o644,
+    )?;
     write_file(&root.join(MARKER), b"made by `installer demo`; safe to delete\n", 0o644)?;
 
     ui.info("demo: building the farm");
@@ -163,9 +180,20 @@ fn print_plan(dir: &Path, opts: &DemoOptions, launcher: &Path, runtime: Option<&
     let env = &opts.env;
     ui.info(format!("would create {}", dir.display()));
     ui.info(format!("would generate env {env}: a venv of {SYSTEM_PYTHON} at {PREFIX}/{env} (private mount namespace) and shell tools"));
-    ui.info(format!("would pack it into {}/envs/{env}.sqsh with mksquashfs", dir.display()));
-    ui.info(format!("would write {}/base (sandbox base image) and {}/scripts/launcher.toml", dir.display(), dir.display()));
-    ui.info(format!("would install {} and build {}/scripts/{env}.d", launcher.display(), dir.display()));
+    ui.info(format!(
+        "would pack it into {}/envs/{env}.sqsh with mksquashfs",
+        dir.display()
+    ));
+    ui.info(format!(
+        "would write {}/base (sandbox base image) and {}/scripts/launcher.toml",
+        dir.display(),
+        dir.display()
+    ));
+    ui.info(format!(
+        "would install {} and build {}/scripts/{env}.d",
+        launcher.display(),
+        dir.display()
+    ));
     match runtime {
         Some(rt) => ui.info(format!("would run python3 through the launcher with {}", rt.display())),
         None => ui.info("would print the runtime command (no apptainer/singularity on PATH)"),
@@ -226,7 +254,9 @@ pub fn generate_env(env_root: &Path, env: &str, ui: &Ui) -> Result<EnvKind> {
         match make_venv(&prefix_in_root, Path::new(PREFIX), env) {
             Ok(()) => EnvKind::Python,
             Err(why) => {
-                ui.warn(format!("cannot create the venv at {PREFIX}/{env} ({why}); the demo env has shell tools only"));
+                ui.warn(format!(
+                    "cannot create the venv at {PREFIX}/{env} ({why}); the demo env has shell tools only"
+                ));
                 if env_dir.exists() {
                     fs::remove_dir_all(&env_dir).map_err(|e| InstallError::io(&env_dir, e))?;
                 }
@@ -284,7 +314,10 @@ impl NamespacePlan {
         let tmpfs_at = if make_dirs.is_empty() {
             None
         } else if existing.parent().is_none() {
-            return Err(io::Error::other(format!("no directory to mount a tmpfs on above {}", prefix.display())));
+            return Err(io::Error::other(format!(
+                "no directory to mount a tmpfs on above {}",
+                prefix.display()
+            )));
         } else {
             Some(c(&existing)?)
         };
@@ -299,19 +332,43 @@ impl NamespacePlan {
     /// In the child: unshare the mount namespace, make it private, mount.
     fn enter(&self) -> io::Result<()> {
         use nix::libc;
-        let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+        let check = |rc: libc::c_int| {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
         let null = std::ptr::null::<libc::c_char>();
         // SAFETY: plain system calls with valid NUL-terminated strings.
         unsafe {
             check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+            check(libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
             if let Some(at) = &self.tmpfs_at {
-                check(libc::mount(c"tmpfs".as_ptr(), at.as_ptr(), c"tmpfs".as_ptr(), 0, c"mode=0755".as_ptr().cast()))?;
+                check(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    at.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"mode=0755".as_ptr().cast(),
+                ))?;
                 for dir in &self.make_dirs {
                     check(libc::mkdir(dir.as_ptr(), 0o755))?;
                 }
             }
-            check(libc::mount(self.source.as_ptr(), self.target.as_ptr(), null, libc::MS_BIND, std::ptr::null()))?;
+            check(libc::mount(
+                self.source.as_ptr(),
+                self.target.as_ptr(),
+                null,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
         }
         Ok(())
     }
@@ -441,7 +498,9 @@ fn run_command(dir: &Path, env: &str, kind: EnvKind, runtime: Option<&Path>, ui:
             ui.info(format!("demo: running, with the runtime {}:\n  {shown}", rt.display()));
             let status = command.status().map_err(cannot_run)?;
             if !status.success() {
-                return Err(failed(format!("the command run through the launcher failed ({status})")));
+                return Err(failed(format!(
+                    "the command run through the launcher failed ({status})"
+                )));
             }
         }
         None => {
@@ -457,7 +516,11 @@ fn run_command(dir: &Path, env: &str, kind: EnvKind, runtime: Option<&Path>, ui:
                 .tempdir()
                 .map_err(|e| failed(format!("cannot make a temporary directory: {}", io_reason(&e))))?;
             let fake = placeholder.path().join(runtime::RUNTIME_NAMES[0]);
-            write_file(&fake, b"#!/bin/sh\necho 'no container runtime is installed' >&2\nexit 125\n", 0o755)?;
+            write_file(
+                &fake,
+                b"#!/bin/sh\necho 'no container runtime is installed' >&2\nexit 125\n",
+                0o755,
+            )?;
             let path = std::env::var_os("PATH").unwrap_or_default();
             let mut dirs = vec![placeholder.path().to_path_buf()];
             dirs.extend(std::env::split_paths(&path));
@@ -483,7 +546,9 @@ fn run_command(dir: &Path, env: &str, kind: EnvKind, runtime: Option<&Path>, ui:
 /// Quote for pasting into a POSIX shell.
 fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         word.to_string()
     } else {
@@ -530,7 +595,9 @@ mod tests {
     fn dry_run_command_without_runtime() {
         let c = demo_command(Path::new("/d"), "e", EnvKind::Python, false);
         assert_eq!(c.get_program(), Path::new("/d/scripts/e.d/bin/python3"));
-        assert!(c.get_envs().any(|(k, v)| k == "LAUNCHER_DRY_RUN" && v == Some("1".as_ref())));
+        assert!(c
+            .get_envs()
+            .any(|(k, v)| k == "LAUNCHER_DRY_RUN" && v == Some("1".as_ref())));
         let c = demo_command(Path::new("/d"), "e", EnvKind::ShellOnly, true);
         assert_eq!(c.get_program(), Path::new("/d/scripts/e.d/bin/hello"));
         assert_eq!(c.get_envs().count(), 0);

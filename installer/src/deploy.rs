@@ -27,13 +27,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{io_reason, InstallError, Result};
 use crate::farm::{self, FarmOptions};
+use crate::fault;
 use crate::image::EnvImage;
 use crate::lock::{self, ScriptsLock};
 use crate::modulefile;
 use crate::site::{valid_env_name, Site};
 use crate::swap::{self, install_file, sync_dir, Live};
 use crate::ui::Ui;
-use crate::fault;
 
 /// Default backup directory, inside `<envs>`.
 pub const BACKUP_DIR_NAME: &str = ".backup";
@@ -95,9 +95,16 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     EnvImage::open(&image)?.bin_entries(&site.bin_in_image(&opts.env), &opts.env)?;
     farm::check_launcher_source(site, opts.launcher.as_deref())?;
     if opts.dry_run {
-        ui.info(format!("would copy {} to a temporary name in {} and sync it", image.display(), paths.envs.display()));
+        ui.info(format!(
+            "would copy {} to a temporary name in {} and sync it",
+            image.display(),
+            paths.envs.display()
+        ));
         if paths.live.exists() {
-            ui.info(format!("would keep the live image as {} (hard link)", paths.backup.display()));
+            ui.info(format!(
+                "would keep the live image as {} (hard link)",
+                paths.backup.display()
+            ));
         }
         ui.info(format!("would rename it to {}", paths.live.display()));
         dry_run_tail(site, opts, ui);
@@ -109,11 +116,17 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     remove_if_present(&paths.journal)?;
 
     if same_contents(&image, &paths.live).map_err(|e| InstallError::io(&paths.live, e))? {
-        ui.info(format!("{}: identical to {}; image unchanged", paths.live.display(), image.display()));
+        ui.info(format!(
+            "{}: identical to {}; image unchanged",
+            paths.live.display(),
+            image.display()
+        ));
     } else {
         let temp = copy_to_temp(&image, &paths.envs, &opts.env, ui)?;
         fault::after("copy");
-        temp.as_file().sync_all().map_err(|e| InstallError::io(temp.path(), e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| InstallError::io(temp.path(), e))?;
         sync_dir(&paths.envs)?;
         fault::after("sync");
         if paths.live.exists() {
@@ -121,7 +134,8 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
             ui.info(format!("kept the previous image as {}", paths.backup.display()));
         }
         fault::after("backup");
-        temp.persist(&paths.live).map_err(|e| InstallError::io(&paths.live, e.error))?;
+        temp.persist(&paths.live)
+            .map_err(|e| InstallError::io(&paths.live, e.error))?;
         sync_dir(&paths.envs)?;
         ui.info(format!("deployed {} as {}", image.display(), paths.live.display()));
     }
@@ -140,7 +154,11 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
             ui.info(format!("would finish the interrupted rollback of {}", opts.env));
         } else {
             require_backup(site, &paths, &opts.env)?;
-            ui.info(format!("would rename {} to {}, keeping the live image as the backup", paths.backup.display(), paths.live.display()));
+            ui.info(format!(
+                "would rename {} to {}, keeping the live image as the backup",
+                paths.backup.display(),
+                paths.live.display()
+            ));
         }
         dry_run_tail(site, opts, ui);
         return Ok(());
@@ -241,9 +259,17 @@ fn dry_run_tail(site: &Site, opts: &DeployOptions, ui: &Ui) {
         envs.join(&opts.env).display(),
         site.config.container.prefix.join(&opts.env).display()
     ));
-    ui.info(format!("would rebuild {} (installer farm {})", site.env_dir(&opts.env).display(), opts.env));
+    ui.info(format!(
+        "would rebuild {} (installer farm {})",
+        site.env_dir(&opts.env).display(),
+        opts.env
+    ));
     match modulefile::dir(site, opts.modules.as_deref()) {
-        Some(dir) => ui.info(format!("would write the modulefile {} and {}", dir.join(&opts.env).display(), dir.join(modulefile::MODULERC).display())),
+        Some(dir) => ui.info(format!(
+            "would write the modulefile {} and {}",
+            dir.join(&opts.env).display(),
+            dir.join(modulefile::MODULERC).display()
+        )),
         None => ui.info("no modules_dir configured (nor --modules): no modulefile"),
     }
 }
@@ -272,7 +298,9 @@ fn journal_done(paths: &Paths) -> Result<bool> {
         Err(e) => return Err(InstallError::io(&paths.journal, e)),
     };
     let mut words = text.split_whitespace().map(str::parse::<u64>);
-    let (Some(Ok(dev)), Some(Ok(ino))) = (words.next(), words.next()) else { return Ok(false) };
+    let (Some(Ok(dev)), Some(Ok(ino))) = (words.next(), words.next()) else {
+        return Ok(false);
+    };
     Ok(fs::metadata(&paths.live).is_ok_and(|m| m.dev() == dev && m.ino() == ino))
 }
 
@@ -319,7 +347,10 @@ fn link_error(at: &Path, envs: &Path, e: io::Error) -> InstallError {
     if e.raw_os_error() == Some(nix::libc::EXDEV) {
         InstallError::Io {
             path: at.parent().unwrap_or(at).to_path_buf(),
-            reason: format!("the backup directory must be on the same file system as {}", envs.display()),
+            reason: format!(
+                "the backup directory must be on the same file system as {}",
+                envs.display()
+            ),
         }
     } else {
         InstallError::io(at, e)
@@ -341,7 +372,8 @@ fn copy_to_temp(image: &Path, envs: &Path, env: &str, ui: &Ui) -> Result<tempfil
         if n == 0 {
             break;
         }
-        temp.write_all(&buf[..n]).map_err(|e| InstallError::io(temp.path(), e))?;
+        temp.write_all(&buf[..n])
+            .map_err(|e| InstallError::io(temp.path(), e))?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
@@ -401,7 +433,10 @@ pub fn ensure_env_link(site: &Site, envs: &Path, env: &str, ui: &Ui) -> Result<(
             }
         }
         Ok(_) => {
-            ui.warn(format!("{} exists and is not a symbolic link; left as it is", link.display()));
+            ui.warn(format!(
+                "{} exists and is not a symbolic link; left as it is",
+                link.display()
+            ));
             return Ok(());
         }
         Err(_) => {}
@@ -413,7 +448,9 @@ pub fn ensure_env_link(site: &Site, envs: &Path, env: &str, ui: &Ui) -> Result<(
 /// temporary name, renamed over the old one, directory synced.
 pub fn replace_symlink(link: &Path, target: &Path) -> Result<()> {
     let dir = link.parent().unwrap_or(Path::new("."));
-    let name = link.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = link
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let temp = dir.join(format!(".{name}.link-{}", std::process::id()));
     remove_if_present(&temp)?;
     symlink(target, &temp).map_err(|e| InstallError::io(&temp, e))?;

@@ -130,7 +130,11 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
     }
     let activation = activation::read(image, &site.config.container.prefix.join(env), env);
     tree.insert(ENV_FILE_NAME, Node::file(env_toml(&activation)));
-    Ok(Desired { tree, skipped, activation })
+    Ok(Desired {
+        tree,
+        skipped,
+        activation,
+    })
 }
 
 /// Links for `<env>.d/overrides/`: every visible file of
@@ -139,7 +143,10 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
 fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
     let mut links = std::collections::BTreeMap::new();
     let site_dir = site.overrides_dir();
-    for (dir, rel) in [(site_dir.clone(), PathBuf::from("../../overrides")), (site_dir.join(env), Path::new("../../overrides").join(env))] {
+    for (dir, rel) in [
+        (site_dir.clone(), PathBuf::from("../../overrides")),
+        (site_dir.join(env), Path::new("../../overrides").join(env)),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -155,9 +162,8 @@ fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
 
 /// `<env>.d/env.toml` (I7, schema `launcher::config::EnvFacts`).
 pub fn env_toml(activation: &Activation) -> Vec<u8> {
-    let mut text = String::from(
-        "# Written by the installer from the image's activation; rebuilt on every farm, do not edit.\n",
-    );
+    let mut text =
+        String::from("# Written by the installer from the image's activation; rebuilt on every farm, do not edit.\n");
     if !activation.not_captured.is_empty() {
         text.push_str("# Activation scripts that compute their values: their variables are not set below.\n");
         let names: Vec<String> = activation.not_captured.iter().map(|n| toml_string(&n.script)).collect();
@@ -245,7 +251,12 @@ fn build(
         let image = EnvImage::open(&site.image_path(env)?)?;
         let desired = desired_tree(site, env, &image)?;
         for s in &desired.skipped {
-            ui.warn(format!("{}: skipping bin entry {}: {}", image.path().display(), shown(&s.name), s.why));
+            ui.warn(format!(
+                "{}: skipping bin entry {}: {}",
+                image.path().display(),
+                shown(&s.name),
+                s.why
+            ));
         }
         for n in &desired.activation.not_captured {
             ui.warn(format!(
@@ -265,7 +276,9 @@ fn build(
     }
     let _lock = match held {
         Some(_) => None,
-        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?),
+        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
+            eprintln!("installer: {msg}")
+        })?),
     };
 
     if let Some(bytes) = &launcher_bytes {
@@ -273,9 +286,7 @@ fn build(
             ui.info(format!("installed {}", site.launcher_path().display()));
         }
     }
-    if site.config_source != site.config_path()
-        && install_file(&site.config_path(), &site.config_bytes, 0o644)?
-    {
+    if site.config_source != site.config_path() && install_file(&site.config_path(), &site.config_bytes, 0o644)? {
         ui.info(format!("installed {}", site.config_path().display()));
     }
 
@@ -291,7 +302,10 @@ fn build(
         } else {
             let warn = |msg: &str| ui.warn(msg);
             retired.extend(swapper.replace(&env, &tree, &live, &warn)?);
-            ui.info(format!("{env}: {}", describe(&diff, live == Live::Absent, count_links(&tree))));
+            ui.info(format!(
+                "{env}: {}",
+                describe(&diff, live == Live::Absent, count_links(&tree))
+            ));
             Outcome::Changed(diff)
         };
         outcomes.push((env, outcome));
@@ -401,12 +415,7 @@ pub fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
         .map_err(|e| not_writable(e.desc().to_string()))
 }
 
-fn dry_run(
-    site: &Site,
-    plans: &[(String, Tree)],
-    launcher: Option<&[u8]>,
-    ui: &Ui,
-) -> Result<Vec<(String, Outcome)>> {
+fn dry_run(site: &Site, plans: &[(String, Tree)], launcher: Option<&[u8]>, ui: &Ui) -> Result<Vec<(String, Outcome)>> {
     let differs = |path: &Path, bytes: &[u8]| std::fs::read(path).map_or(true, |old| old != bytes);
     if launcher.is_some_and(|bytes| differs(&site.launcher_path(), bytes)) {
         ui.info(format!("would install {}", site.launcher_path().display()));
@@ -420,19 +429,30 @@ fn dry_run(
         let env_dir = site.env_dir(env);
         let name = env_dir.file_name().map(PathBuf::from).unwrap_or_default();
         for path in &diff.missing {
-            ui.info(format!("would add    {}{}", name.join(path).display(), target_suffix(tree.get(path))));
+            ui.info(format!(
+                "would add    {}{}",
+                name.join(path).display(),
+                target_suffix(tree.get(path))
+            ));
         }
         for path in &diff.extra {
             ui.info(format!("would remove {}", name.join(path).display()));
         }
         for path in &diff.changed {
-            ui.info(format!("would change {}{}", name.join(path).display(), target_suffix(tree.get(path))));
+            ui.info(format!(
+                "would change {}{}",
+                name.join(path).display(),
+                target_suffix(tree.get(path))
+            ));
         }
         let outcome = if diff.is_empty() {
             ui.info(format!("{env}: unchanged ({} links)", count_links(tree)));
             Outcome::Unchanged
         } else {
-            ui.info(format!("{env}: would be {}", describe(&diff, live == Live::Absent, count_links(tree))));
+            ui.info(format!(
+                "{env}: would be {}",
+                describe(&diff, live == Live::Absent, count_links(tree))
+            ));
             Outcome::Changed(diff)
         };
         outcomes.push((env.clone(), outcome));

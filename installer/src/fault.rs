@@ -13,7 +13,9 @@ pub const FAULT_VAR: &str = "INSTALLER_FAULT";
 
 /// Mark the end of `step`; dies here when `INSTALLER_FAULT=after:<step>`.
 pub fn after(step: &str) {
-    let Some(value) = std::env::var_os(FAULT_VAR) else { return };
+    let Some(value) = std::env::var_os(FAULT_VAR) else {
+        return;
+    };
     if value.to_str().and_then(|v| v.strip_prefix("after:")) == Some(step) {
         // Nothing is flushed or cleaned up: that is the point.
         let _ = kill(getpid(), Signal::SIGKILL);

@@ -44,11 +44,9 @@ impl EnvImage {
             path: path.to_path_buf(),
             reason: format!("cannot open: {}", io_reason(&e)),
         })?;
-        let fs = FilesystemReader::from_reader(BufReader::new(file)).map_err(|e| {
-            InstallError::Image {
-                path: path.to_path_buf(),
-                reason: format!("not a readable squashfs image: {e}"),
-            }
+        let fs = FilesystemReader::from_reader(BufReader::new(file)).map_err(|e| InstallError::Image {
+            path: path.to_path_buf(),
+            reason: format!("not a readable squashfs image: {e}"),
         })?;
         Ok(EnvImage {
             path: path.to_path_buf(),
@@ -103,7 +101,9 @@ impl EnvImage {
     /// scripts): the whole file is read into memory.
     pub fn read_file(&self, inner: &Path) -> Option<std::io::Result<Vec<u8>>> {
         let node = self.fs.files().find(|node| node.fullpath == inner)?;
-        let InnerNode::File(file) = &node.inner else { return None };
+        let InnerNode::File(file) = &node.inner else {
+            return None;
+        };
         let mut bytes = Vec::new();
         Some(std::io::Read::read_to_end(&mut self.fs.file(file).reader(), &mut bytes).map(|_| bytes))
     }
@@ -134,8 +134,7 @@ pub fn inode_count(path: &Path) -> Result<u64> {
     let mut reader: Box<dyn backhand::BufReadSeek> = Box::new(BufReader::new(file));
     let (superblock, _) = backhand::Squashfs::superblock_and_compression_options(
         &mut reader,
-        &backhand::kind::Kind::from_const(backhand::kind::LE_V4_0)
-            .map_err(|e| image_error(e.to_string()))?,
+        &backhand::kind::Kind::from_const(backhand::kind::LE_V4_0).map_err(|e| image_error(e.to_string()))?,
     )
     .map_err(|e| image_error(format!("not a readable squashfs image: {e}")))?;
     Ok(u64::from(superblock.inode_count))

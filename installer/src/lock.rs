@@ -49,8 +49,7 @@ pub fn acquire(scripts: &Path, wait: bool, on_wait: impl FnOnce(&str)) -> Result
                 return Err(InstallError::LockHeld { path, holder });
             }
             on_wait(&format!("waiting for lock {} held by {holder}", path.display()));
-            Flock::lock(file, FlockArg::LockExclusive)
-                .map_err(|(_, errno)| lock_error(&path, errno))?
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| lock_error(&path, errno))?
         }
         Err((_, errno)) => return Err(lock_error(&path, errno)),
     };
@@ -89,7 +88,11 @@ fn record_holder(file: &mut File) -> std::io::Result<()> {
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "?".into());
     let args: Vec<String> = std::env::args().collect();
-    let line = format!("pid {} on {host}: {}\n", std::process::id(), args.join(" ").replace('\n', " "));
+    let line = format!(
+        "pid {} on {host}: {}\n",
+        std::process::id(),
+        args.join(" ").replace('\n', " ")
+    );
     file.set_len(0)?;
     file.rewind()?;
     file.write_all(line.as_bytes())
@@ -108,7 +111,10 @@ mod tests {
             Ok(_) => panic!("lock taken twice"),
         };
         assert_eq!(err.exit_code(), crate::error::EXIT_LOCK_HELD);
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.to_string().contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(first);
         acquire(dir.path(), false, |_| panic!("must not wait")).unwrap();
     }

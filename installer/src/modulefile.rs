@@ -43,13 +43,25 @@ pub fn write(site: &Site, env: &str, modules_dir: &Path, dry_run: bool, ui: &Ui)
     let facts_path = site.env_dir(env).join(ENV_FILE_NAME);
     let bytes = fs::read(&facts_path).map_err(|e| InstallError::Io {
         path: facts_path.clone(),
-        reason: format!("{}; build the farm first (installer farm {env})", crate::error::io_reason(&e)),
+        reason: format!(
+            "{}; build the farm first (installer farm {env})",
+            crate::error::io_reason(&e)
+        ),
     })?;
     let facts = EnvFacts::parse(&bytes, &facts_path).map_err(|e| InstallError::Config(e.to_string()))?;
     let image = site.image_path(env)?;
-    let modulefile = modulefile_text(&family(modules_dir), env, &site.env_dir(env).join("bin"), &image, &facts);
+    let modulefile = modulefile_text(
+        &family(modules_dir),
+        env,
+        &site.env_dir(env).join("bin"),
+        &image,
+        &facts,
+    );
     let modulerc = modulerc_text(&family(modules_dir), &aliases(site));
-    let files = [(modules_dir.join(env), modulefile), (modules_dir.join(MODULERC), modulerc)];
+    let files = [
+        (modules_dir.join(env), modulefile),
+        (modules_dir.join(MODULERC), modulerc),
+    ];
     if dry_run {
         for (path, text) in &files {
             if fs::read(path).map_or(true, |old| old != text.as_bytes()) {
@@ -76,7 +88,11 @@ pub fn write(site: &Site, env: &str, modules_dir: &Path, dry_run: bool, ui: &Ui)
 pub fn write_modulerc(site: &Site, modules_dir: &Path, ui: &Ui) -> Result<bool> {
     fs::create_dir_all(modules_dir).map_err(|e| InstallError::io(modules_dir, e))?;
     let path = modules_dir.join(MODULERC);
-    let changed = install_file(&path, modulerc_text(&family(modules_dir), &aliases(site)).as_bytes(), 0o644)?;
+    let changed = install_file(
+        &path,
+        modulerc_text(&family(modules_dir), &aliases(site)).as_bytes(),
+        0o644,
+    )?;
     if changed {
         ui.info(format!("wrote {}", path.display()));
     }
@@ -86,7 +102,9 @@ pub fn write_modulerc(site: &Site, modules_dir: &Path, ui: &Ui) -> Result<bool> 
 /// Every alias of the scripts tree: (alias, env), sorted by alias.
 pub fn aliases(site: &Site) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(&site.scripts) else { return found };
+    let Ok(entries) = fs::read_dir(&site.scripts) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(alias) = name.strip_suffix(".d") else { continue };
@@ -109,7 +127,9 @@ pub fn modulefile_text(family: &str, env: &str, bin: &Path, image: &Path, facts:
          module-whatis {}\n\
          prepend-path PATH {}\n\
          prepend-path CONTAINER_OVERLAY_PATH {}\n",
-        tcl_word(&format!("conda environment {env}, run from its squashfs image through the launcher")),
+        tcl_word(&format!(
+            "conda environment {env}, run from its squashfs image through the launcher"
+        )),
         tcl_word(&bin.to_string_lossy()),
         tcl_word(&image.to_string_lossy()),
     );
@@ -117,14 +137,19 @@ pub fn modulefile_text(family: &str, env: &str, bin: &Path, image: &Path, facts:
         text.push_str(&format!("setenv {name} {}\n", tcl_word(value)));
     }
     for script in &facts.not_captured {
-        text.push_str(&format!("## not captured (computes its values): {}\n", script.replace('\n', " ")));
+        text.push_str(&format!(
+            "## not captured (computes its values): {}\n",
+            script.replace('\n', " ")
+        ));
     }
     text
 }
 
 /// `.modulerc`: one `module-version` per alias.
 pub fn modulerc_text(family: &str, aliases: &[(String, String)]) -> String {
-    let mut text = format!("#%Module1.0\n## Aliases of {family}/*: written by the installer (alias, deploy, module); do not edit.\n");
+    let mut text = format!(
+        "#%Module1.0\n## Aliases of {family}/*: written by the installer (alias, deploy, module); do not edit.\n"
+    );
     for (alias, env) in aliases {
         text.push_str(&format!(
             "module-version {} {}\n",
@@ -139,7 +164,9 @@ pub fn modulerc_text(family: &str, aliases: &[(String, String)]) -> String {
 /// `$`, `[`, `]` escaped (nothing is substituted).
 pub fn tcl_word(value: &str) -> String {
     let plain = !value.is_empty()
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_./:,+=@%-".contains(c));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:,+=@%-".contains(c));
     if plain {
         return value.to_string();
     }
@@ -175,7 +202,10 @@ mod tests {
     #[test]
     fn modulefile_sets_path_overlay_and_activation() {
         let facts = EnvFacts {
-            env: BTreeMap::from([("CONDA_PREFIX".into(), "/opt/conda/e".into()), ("X".into(), "a b".into())]),
+            env: BTreeMap::from([
+                ("CONDA_PREFIX".into(), "/opt/conda/e".into()),
+                ("X".into(), "a b".into()),
+            ]),
             not_captured: vec!["etc/conda/activate.d/x.sh".into()],
         };
         let text = modulefile_text("conda", "e", Path::new("/s/e.d/bin"), Path::new("/v/e.sqsh"), &facts);

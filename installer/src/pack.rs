@@ -74,7 +74,10 @@ pub struct PackOptions {
 /// Pack `opts.prefix` into `opts.output`.
 pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
     if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!("'{}' is not a valid environment name", opts.env)));
+        return Err(InstallError::Usage(format!(
+            "'{}' is not a valid environment name",
+            opts.env
+        )));
     }
     if !opts.container_prefix.is_absolute() {
         return Err(InstallError::Usage(format!(
@@ -85,9 +88,7 @@ pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
     let prefix = crate::site::absolute(&opts.prefix)?;
     match fs::metadata(prefix.join("bin")) {
         Ok(meta) if meta.is_dir() => {}
-        _ if !prefix.is_dir() => {
-            return Err(InstallError::Usage(format!("{} is not a directory", prefix.display())))
-        }
+        _ if !prefix.is_dir() => return Err(InstallError::Usage(format!("{} is not a directory", prefix.display()))),
         _ => {
             return Err(InstallError::Usage(format!(
                 "{} has no bin/ directory: not a conda environment",
@@ -118,7 +119,11 @@ pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
             let args = append_args(Path::new("EMPTY-DIR"), &temp, layer);
             ui.info(format!("would run {} {}", mksquashfs.display(), shown_args(&args)));
         }
-        ui.info(format!("would check {} in it, sync it and rename it to {}", inner.join("bin").display(), output.display()));
+        ui.info(format!(
+            "would check {} in it, sync it and rename it to {}",
+            inner.join("bin").display(),
+            output.display()
+        ));
         return Ok(());
     }
 
@@ -129,7 +134,11 @@ pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
         .into_temp_path();
     let show_bar = ui.shows_progress();
     let bar = ui.progress(0, &format!("packing {}", opts.env));
-    run_mksquashfs(&mksquashfs, &main_args(&prefix, &temp, opts, show_bar), show_bar.then_some(&bar))?;
+    run_mksquashfs(
+        &mksquashfs,
+        &main_args(&prefix, &temp, opts, show_bar),
+        show_bar.then_some(&bar),
+    )?;
     bar.finish_and_clear();
     let empty = tempfile::tempdir_in(&out_dir).map_err(|e| InstallError::io(&out_dir, e))?;
     fs::set_permissions(empty.path(), fs::Permissions::from_mode(0o755))
@@ -270,11 +279,15 @@ pub fn last_progress(text: &str) -> Option<(u64, u64)> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 fn shown_args(args: &[OsString]) -> String {
-    args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -283,7 +296,10 @@ mod tests {
 
     #[test]
     fn layers_are_innermost_first() {
-        assert_eq!(layers(Path::new("/opt/conda/e-1")), ["e-1", "conda", "opt"].map(OsString::from));
+        assert_eq!(
+            layers(Path::new("/opt/conda/e-1")),
+            ["e-1", "conda", "opt"].map(OsString::from)
+        );
         assert_eq!(layers(Path::new("/e")), [OsString::from("e")]);
     }
 

@@ -34,4 +34,3 @@ pub fn which(name: &str) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH");
     search_path(name.as_ref(), path_var.as_deref(), &OsProbe, |_| true)
 }
-

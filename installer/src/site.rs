@@ -123,7 +123,9 @@ impl Site {
         let mut envs = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| InstallError::io(dir, e))?;
-            let Some(env) = image_env_name(&entry.file_name()) else { continue };
+            let Some(env) = image_env_name(&entry.file_name()) else {
+                continue;
+            };
             if is_alias_link(&entry.path()) {
                 continue;
             }
@@ -151,10 +153,7 @@ pub fn is_alias_link(path: &Path) -> bool {
 
 /// An env name must be one plain, visible path component.
 pub fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains('/')
-        && !name.chars().any(char::is_control)
+    !name.is_empty() && !name.starts_with('.') && !name.contains('/') && !name.chars().any(char::is_control)
 }
 
 /// Absolute form of `path` without resolving symlinks (aliases must keep
@@ -200,6 +199,9 @@ mod tests {
         std::fs::write(&source, "[container]\nenvs = 1\n").unwrap();
         let err = Site::load(Some(&dir.path().join("s")), Some(&source)).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
-        assert!(err.to_string().starts_with(&format!("{}:2:", source.display())), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("{}:2:", source.display())),
+            "{err}"
+        );
     }
 }

@@ -33,7 +33,11 @@ impl Row {
 
 /// Rows for every env with an image in `envs_dir` (or just `only`).
 pub fn rows(site: &Site, only: &[String]) -> Result<Vec<Row>> {
-    let envs = if only.is_empty() { site.envs_with_images()? } else { only.to_vec() };
+    let envs = if only.is_empty() {
+        site.envs_with_images()?
+    } else {
+        only.to_vec()
+    };
     let envs_dir = site.envs_dir()?.to_path_buf();
     let mut rows = Vec::new();
     for env in envs {
@@ -62,7 +66,9 @@ pub fn rows(site: &Site, only: &[String]) -> Result<Vec<Row>> {
 
 pub fn version_of(env: &str) -> Option<String> {
     let (_, version) = env.rsplit_once('-')?;
-    version.starts_with(|c: char| c.is_ascii_digit()).then(|| version.to_string())
+    version
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| version.to_string())
 }
 
 /// Names `X` of `<scripts>/X.d` and `<envs>/X.sqsh` links that lead to `env`.
@@ -84,7 +90,9 @@ fn aliases_of(site: &Site, env: &str, envs_dir: &Path) -> Vec<String> {
     let real_image = std::fs::canonicalize(envs_dir.join(format!("{env}.sqsh"))).ok();
     if let Ok(entries) = std::fs::read_dir(envs_dir) {
         for entry in entries.flatten() {
-            let Some(alias) = crate::site::image_env_name(&entry.file_name()) else { continue };
+            let Some(alias) = crate::site::image_env_name(&entry.file_name()) else {
+                continue;
+            };
             if alias != env && is_alias_link(&entry.path()) && std::fs::canonicalize(entry.path()).ok() == real_image {
                 names.insert(alias);
             }
@@ -140,12 +148,24 @@ pub fn render(rows: &[Row], shared_inodes: u64) -> String {
         "INODES ON DISK".into(),
         "RATIO".into(),
     ]];
-    let ratio = |r: Option<f64>| r.map_or_else(dash, |r| if r >= 10.0 { format!("{r:.0}:1") } else { format!("{r:.1}:1") });
+    let ratio = |r: Option<f64>| {
+        r.map_or_else(dash, |r| {
+            if r >= 10.0 {
+                format!("{r:.0}:1")
+            } else {
+                format!("{r:.1}:1")
+            }
+        })
+    };
     for row in rows {
         table.push([
             row.env.clone(),
             row.version.clone().unwrap_or_else(dash),
-            if row.aliases.is_empty() { dash() } else { row.aliases.join(",") },
+            if row.aliases.is_empty() {
+                dash()
+            } else {
+                row.aliases.join(",")
+            },
             row.image_bytes.map_or_else(dash, human_bytes),
             row.files_in_image.map_or_else(dash, |n| n.to_string()),
             row.inodes_on_disk.to_string(),
@@ -164,7 +184,9 @@ pub fn render(rows: &[Row], shared_inodes: u64) -> String {
         inodes.to_string(),
         ratio((inodes > 0).then(|| files as f64 / inodes as f64)),
     ]);
-    let widths: Vec<usize> = (0..7).map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7)
+        .map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in &table {
         let cells: Vec<String> = row
@@ -172,7 +194,11 @@ pub fn render(rows: &[Row], shared_inodes: u64) -> String {
             .enumerate()
             .map(|(c, cell)| {
                 // Text columns left-aligned, numbers right-aligned.
-                if c < 3 { format!("{cell:<w$}", w = widths[c]) } else { format!("{cell:>w$}", w = widths[c]) }
+                if c < 3 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
             })
             .collect();
         out.push_str(cells.join("  ").trim_end());
@@ -184,10 +210,14 @@ pub fn render(rows: &[Row], shared_inodes: u64) -> String {
 /// Inodes shared by every env: the launcher, its config, the lock file and
 /// the site overrides.
 pub fn shared_inodes(site: &Site) -> u64 {
-    [site.launcher_path(), site.config_path(), site.scripts.join(crate::lock::LOCK_FILE_NAME)]
-        .iter()
-        .filter(|p| p.exists())
-        .count() as u64
+    [
+        site.launcher_path(),
+        site.config_path(),
+        site.scripts.join(crate::lock::LOCK_FILE_NAME),
+    ]
+    .iter()
+    .filter(|p| p.exists())
+    .count() as u64
         + count_inodes(&site.overrides_dir())
         + 1 // <scripts> itself
 }

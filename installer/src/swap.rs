@@ -46,7 +46,9 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
         }
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
-    let name = dest.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = dest
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}.new-"))
         .tempfile_in(dir)
@@ -205,7 +207,8 @@ impl Swapper {
 
     fn replace_dir(&self, env: &str, tree: &Tree, live_path: &Path, live: &Live) -> Result<Retired> {
         let staged = self.stage_dir(&self.scripts, &format!(".{env}.d.new-"))?;
-        tree.write_into(staged.path()).map_err(|e| InstallError::io(staged.path(), e))?;
+        tree.write_into(staged.path())
+            .map_err(|e| InstallError::io(staged.path(), e))?;
         if *live == Live::Absent {
             // Nothing to exchange with; a rename onto a free name is atomic.
             fs::rename(staged.path(), live_path).map_err(|e| InstallError::io(live_path, e))?;
@@ -235,13 +238,18 @@ impl Swapper {
         let root = self.stage_dir(&versions, &format!("{env}."))?;
         let leaf = format!("{env}.d");
         let mut with_helpers = Tree::default();
-        with_helpers.insert(&self.launcher_name, Node::link(Path::new("../..").join(&self.launcher_name)));
+        with_helpers.insert(
+            &self.launcher_name,
+            Node::link(Path::new("../..").join(&self.launcher_name)),
+        );
         with_helpers.insert("overrides", Node::link("../../overrides"));
         with_helpers.insert(&leaf, Node::dir());
         for (path, node) in &tree.entries {
             with_helpers.insert(Path::new(&leaf).join(path), node.clone());
         }
-        with_helpers.write_into(root.path()).map_err(|e| InstallError::io(root.path(), e))?;
+        with_helpers
+            .write_into(root.path())
+            .map_err(|e| InstallError::io(root.path(), e))?;
 
         let id = root.path().file_name().unwrap_or_default().to_os_string();
         let target = Path::new(VERSIONS_DIR).join(&id).join(&leaf);

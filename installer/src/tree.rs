@@ -16,9 +16,16 @@ pub const FILE_MODE: u32 = 0o644;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Dir { mode: u32 },
-    Link { target: PathBuf },
-    File { bytes: Vec<u8>, mode: u32 },
+    Dir {
+        mode: u32,
+    },
+    Link {
+        target: PathBuf,
+    },
+    File {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
     /// Found on disk only: a device, fifo or socket.
     Other,
 }

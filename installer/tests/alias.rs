@@ -23,7 +23,13 @@ fn two_envs() -> Fixture {
 }
 
 fn alias(f: &Fixture, args: &[&str]) -> std::process::Output {
-    f.installer().arg("--modules").arg(f.root().join("modules/conda")).arg("alias").args(args).output().unwrap()
+    f.installer()
+        .arg("--modules")
+        .arg(f.root().join("modules/conda"))
+        .arg("alias")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -64,15 +70,28 @@ fn i9_reader_never_sees_a_missing_path_while_the_alias_moves() {
     }
     stop.store(true, Ordering::Relaxed);
     let (reads, failures) = reader.join().unwrap();
-    assert!(failures.is_empty(), "{} of {reads} lookups failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} lookups failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(reads > SWAPS as u64 * 4, "the reader hardly ran ({reads} lookups)");
     // The last swap pointed it at e-1.
     assert_eq!(fs::read_link(f.scripts.join("stable.d")).unwrap(), Path::new("e-1.d"));
     assert_eq!(fs::read_link(&envs_link).unwrap(), Path::new("e-1"));
     let rc = fs::read_to_string(f.root().join("modules/conda/.modulerc")).unwrap();
     assert!(rc.lines().any(|l| l == "module-version conda/e-1 stable"), "{rc}");
-    let leftovers: Vec<_> = fs::read_dir(&f.envs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".") && n != ".backup").collect();
-    assert!(leftovers.is_empty() && f.leftovers().is_empty(), "{leftovers:?} {:?}", f.leftovers());
+    let leftovers: Vec<_> = fs::read_dir(&f.envs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".") && n != ".backup")
+        .collect();
+    assert!(
+        leftovers.is_empty() && f.leftovers().is_empty(),
+        "{leftovers:?} {:?}",
+        f.leftovers()
+    );
     f.check_clean();
 }
 
@@ -82,21 +101,36 @@ fn i9_repeat_remove_and_errors() {
     assert_success(&alias(&f, &["stable", "e-1"]));
     let out = alias(&f, &["stable", "e-1"]);
     assert_success(&out);
-    assert!(stdout(&out).contains("alias stable -> e-1: unchanged"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("alias stable -> e-1: unchanged"),
+        "{}",
+        stdout(&out)
+    );
     for (args, code, text) in [
         (&["e-1", "e-2"][..], 2, "is the tree of environment 'e-1', not an alias"),
         (&["x", "stable"][..], 2, "'stable' is itself an alias"),
         (&["x", "nope"][..], 2, "'nope' has no scripts tree"),
         (&["x", "x"][..], 2, "cannot point at itself"),
-        (&["bad/name", "e-1"][..], 2, "'bad/name' is not a valid environment name"),
+        (
+            &["bad/name", "e-1"][..],
+            2,
+            "'bad/name' is not a valid environment name",
+        ),
     ] {
         let out = alias(&f, args);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(text) && stderr(&out).lines().count() == 1, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(text) && stderr(&out).lines().count() == 1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     assert_eq!(fs::read_link(f.scripts.join("stable.d")).unwrap(), Path::new("e-1.d"));
     assert_success(&alias(&f, &["--remove", "stable"]));
-    assert!(fs::symlink_metadata(f.scripts.join("stable.d")).is_err() && fs::symlink_metadata(f.envs.join("stable")).is_err());
+    assert!(
+        fs::symlink_metadata(f.scripts.join("stable.d")).is_err()
+            && fs::symlink_metadata(f.envs.join("stable")).is_err()
+    );
     let rc = fs::read_to_string(f.root().join("modules/conda/.modulerc")).unwrap();
     assert!(!rc.contains("stable"), "{rc}");
     f.check_clean();

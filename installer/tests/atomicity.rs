@@ -46,7 +46,11 @@ fn run(no_exchange: bool) {
     let watched: Vec<PathBuf> = common
         .iter()
         .map(|n| bin.join(String::from_utf8_lossy(n).as_ref()))
-        .chain([bin.join("launcher"), bin.join("launcher.sh"), f.env_dir("e").join("env.toml")])
+        .chain([
+            bin.join("launcher"),
+            bin.join("launcher.sh"),
+            f.env_dir("e").join("env.toml"),
+        ])
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -71,7 +75,12 @@ fn run(no_exchange: bool) {
     }
     stop.store(true, Ordering::Relaxed);
     let (reads, failures) = reader.join().unwrap();
-    assert!(failures.is_empty(), "{} of {reads} lookups failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} lookups failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(reads > REBUILDS as u64 * 22, "the reader hardly ran ({reads} lookups)");
     // The last rebuild put version A back.
     let mut want = version_a.clone();
@@ -81,7 +90,11 @@ fn run(no_exchange: bool) {
     assert_eq!(f.bin_names("e"), want);
     assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
     if no_exchange {
-        assert_eq!(fs::read_dir(f.scripts.join(".versions")).unwrap().count(), 1, "old versions left behind");
+        assert_eq!(
+            fs::read_dir(f.scripts.join(".versions")).unwrap().count(),
+            1,
+            "old versions left behind"
+        );
     }
 }
 

@@ -10,7 +10,14 @@ use common::*;
 
 fn installed() -> Fixture {
     let f = Fixture::new();
-    f.image("e-1.0", &[Entry::File(b"python3"), Entry::File(b"pip"), Entry::Link(b"python", "python3")]);
+    f.image(
+        "e-1.0",
+        &[
+            Entry::File(b"python3"),
+            Entry::File(b"pip"),
+            Entry::Link(b"python", "python3"),
+        ],
+    );
     f.farm("e-1.0");
     f
 }
@@ -56,7 +63,10 @@ fn i10_link_to_the_wrong_target() {
     let link = f.bin("e-1.0").join("python3");
     fs::remove_file(&link).unwrap();
     symlink("/usr/bin/python3", &link).unwrap();
-    assert_problem(&check(&f), "e-1.0.d/bin/python3: points at /usr/bin/python3, not the launcher");
+    assert_problem(
+        &check(&f),
+        "e-1.0.d/bin/python3: points at /usr/bin/python3, not the launcher",
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ fn demo(dir: &Path, launcher: &Path, extra: &[&str]) -> Output {
 
 fn stub_launcher(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("stub-launcher");
-    write_exec(&path, "#!/bin/sh\necho \"stub launcher: $0 [$1] LAUNCHER_DRY_RUN=$LAUNCHER_DRY_RUN\"\n");
+    write_exec(
+        &path,
+        "#!/bin/sh\necho \"stub launcher: $0 [$1] LAUNCHER_DRY_RUN=$LAUNCHER_DRY_RUN\"\n",
+    );
     path
 }
 
@@ -56,7 +59,10 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     let run_bin = if python { "python3" } else { "hello" };
     if python {
         assert!(bin.contains(&"python3".to_string()), "{bin:?}");
-        assert_eq!(image.kind_of(Path::new("/opt/conda/demo-1.0/pyvenv.cfg")), Some(EntryKind::File));
+        assert_eq!(
+            image.kind_of(Path::new("/opt/conda/demo-1.0/pyvenv.cfg")),
+            Some(EntryKind::File)
+        );
     }
     // Nothing left on the host by the private mount namespace.
     assert_eq!(Path::new("/opt/conda").exists(), opt_conda_existed);
@@ -65,15 +71,31 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     let config = fs::read(dir.join("scripts/launcher.toml")).unwrap();
     let config = launcher::config::Config::parse(&config, &dir.join("scripts/launcher.toml")).unwrap();
     assert!(config.runtime.image.unwrap().join(".singularity.d").is_dir());
-    assert!(config.container.binds.contains(&dir), "the scripts tree must be bound: {:?}", config.container.binds);
-    assert_eq!(fs::read_link(dir.join("scripts/demo-1.0.d/bin").join(run_bin)).unwrap(), Path::new("../../launcher"));
-    assert_eq!(fs::read_link(dir.join("envs/demo-1.0")).unwrap(), Path::new("/opt/conda/demo-1.0"));
-    let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        config.container.binds.contains(&dir),
+        "the scripts tree must be bound: {:?}",
+        config.container.binds
+    );
+    assert_eq!(
+        fs::read_link(dir.join("scripts/demo-1.0.d/bin").join(run_bin)).unwrap(),
+        Path::new("../../launcher")
+    );
+    assert_eq!(
+        fs::read_link(dir.join("envs/demo-1.0")).unwrap(),
+        Path::new("/opt/conda/demo-1.0")
+    );
+    let leftovers: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 2, "staging directory left behind: {leftovers:?}");
 
     // The final step: no runtime on PATH, so a dry run through the launcher.
     assert!(text.contains("no container runtime found"), "{text}");
-    let called = format!("stub launcher: {}", dir.join("scripts/demo-1.0.d/bin").join(run_bin).display());
+    let called = format!(
+        "stub launcher: {}",
+        dir.join("scripts/demo-1.0.d/bin").join(run_bin).display()
+    );
     assert!(text.contains(&called), "{text}");
     assert!(text.contains("LAUNCHER_DRY_RUN=1"), "{text}");
 }
@@ -85,10 +107,18 @@ fn i12_demo_with_a_runtime_passes_check_and_can_be_rebuilt() {
     let runtime = tmp.path().join("apptainer");
     write_exec(&runtime, "#!/bin/sh\nexit 0\n");
     let dir = tmp.path().join("demo");
-    let out = demo(&dir, &launcher, &["--runtime", runtime.to_str().unwrap(), "--env", "try-2"]);
+    let out = demo(
+        &dir,
+        &launcher,
+        &["--runtime", runtime.to_str().unwrap(), "--env", "try-2"],
+    );
     assert_success(&out);
     assert!(stdout(&out).contains("stub launcher: "), "{}", stdout(&out));
-    assert!(!stdout(&out).contains("LAUNCHER_DRY_RUN=1"), "a runtime was given: no dry run\n{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("LAUNCHER_DRY_RUN=1"),
+        "a runtime was given: no dry run\n{}",
+        stdout(&out)
+    );
     let check = Command::new(env!("CARGO_BIN_EXE_installer"))
         .args(["check", "--scripts"])
         .arg(dir.join("scripts"))
@@ -97,7 +127,11 @@ fn i12_demo_with_a_runtime_passes_check_and_can_be_rebuilt() {
     assert_success(&check);
     // A second demo replaces the first.
     fs::write(dir.join("scripts/marker-of-first"), "").unwrap();
-    assert_success(&demo(&dir, &launcher, &["--runtime", runtime.to_str().unwrap(), "--env", "try-2"]));
+    assert_success(&demo(
+        &dir,
+        &launcher,
+        &["--runtime", runtime.to_str().unwrap(), "--env", "try-2"],
+    ));
     assert!(!dir.join("scripts/marker-of-first").exists());
 }
 
@@ -109,7 +143,12 @@ fn i12_demo_refuses_a_directory_it_did_not_make() {
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("thesis.tex"), "").unwrap();
     let out = demo(&dir, &launcher, &[]);
-    assert_eq!(out.status.code(), Some(installer::error::EXIT_FILESYSTEM), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(installer::error::EXIT_FILESYSTEM),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("is not an earlier demo"), "{}", stderr(&out));
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
 }

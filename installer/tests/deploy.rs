@@ -42,7 +42,10 @@ fn i6_deploy_rollback_deploy_round_trip_keeps_check_clean() {
     f.check_clean();
     assert_eq!(bytes(&f.live(ENV)), a);
     assert!(has_link(&f, "only-a"));
-    assert_eq!(fs::read_link(f.envs.join(ENV)).unwrap(), Path::new("/opt/conda").join(ENV));
+    assert_eq!(
+        fs::read_link(f.envs.join(ENV)).unwrap(),
+        Path::new("/opt/conda").join(ENV)
+    );
 
     deployed(&f, "b.sqsh");
     f.check_clean();
@@ -54,7 +57,11 @@ fn i6_deploy_rollback_deploy_round_trip_keeps_check_clean() {
     assert_success(&out);
     f.check_clean();
     assert_eq!(bytes(&f.live(ENV)), a);
-    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), b, "the rolled-back image is the new backup");
+    assert_eq!(
+        bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))),
+        b,
+        "the rolled-back image is the new backup"
+    );
     assert!(has_link(&f, "only-a") && !has_link(&f, "only-b"));
 
     deployed(&f, "b.sqsh");
@@ -65,8 +72,16 @@ fn i6_deploy_rollback_deploy_round_trip_keeps_check_clean() {
     // The same deploy again changes nothing and says so.
     let out = f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap();
     assert_success(&out);
-    assert!(stdout(&out).contains("image unchanged") && stdout(&out).contains("unchanged (4 links)"), "{}", stdout(&out));
-    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), a, "a repeated deploy must not overwrite the backup");
+    assert!(
+        stdout(&out).contains("image unchanged") && stdout(&out).contains("unchanged (4 links)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))),
+        a,
+        "a repeated deploy must not overwrite the backup"
+    );
 }
 
 #[test]
@@ -77,7 +92,11 @@ fn i6_bad_input_changes_nothing() {
     fs::write(f.root().join("junk.sqsh"), b"not squashfs").unwrap();
     let out = f.deploy(&f.root().join("junk.sqsh"), ENV).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).starts_with("installer: image ") && stderr(&out).lines().count() == 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("installer: image ") && stderr(&out).lines().count() == 1,
+        "{}",
+        stderr(&out)
+    );
     // An image of another env (no <prefix>/e-1/bin inside).
     let other = f.pack("other", &["x"], &[], "other.sqsh");
     let out = f.deploy(&other, ENV).output().unwrap();
@@ -95,7 +114,10 @@ fn i6_bad_input_changes_nothing() {
 
 /// Run `command` with `INSTALLER_FAULT=after:<step>`: it must die of SIGKILL.
 fn killed_after(mut command: std::process::Command, step: &str) {
-    let out = command.env("INSTALLER_FAULT", format!("after:{step}")).output().unwrap();
+    let out = command
+        .env("INSTALLER_FAULT", format!("after:{step}"))
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.signal(),
         Some(9),
@@ -112,12 +134,19 @@ fn i6_deploy_killed_after_every_step_leaves_old_or_new_and_recovers() {
         deployed(&f, "a.sqsh");
         killed_after(f.deploy(&f.root().join("b.sqsh"), ENV), step);
         let live = bytes(&f.live(ENV));
-        assert!(live == a || live == b, "step {step}: the live image is neither the old nor the new one");
+        assert!(
+            live == a || live == b,
+            "step {step}: the live image is neither the old nor the new one"
+        );
         // Re-running the same command finishes the job.
         assert_success(&f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap());
         f.check_clean();
         assert_eq!(bytes(&f.live(ENV)), b, "step {step}");
-        assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), a, "step {step}: backup");
+        assert_eq!(
+            bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))),
+            a,
+            "step {step}: backup"
+        );
         assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
         assert!(f.leftovers().is_empty(), "step {step}: {:?}", f.leftovers());
     }
@@ -133,16 +162,27 @@ fn i6_rollback_killed_after_every_step_leaves_old_or_new_and_recovers() {
         rollback.args(["rollback", "--env", ENV]);
         killed_after(rollback, step);
         let live = bytes(&f.live(ENV));
-        assert!(live == a || live == b, "step {step}: the live image is neither the old nor the new one");
+        assert!(
+            live == a || live == b,
+            "step {step}: the live image is neither the old nor the new one"
+        );
         // `check` says what to do.
         let out = f.installer().arg("check").output().unwrap();
         assert_eq!(out.status.code(), Some(1), "step {step}: {}", stdout(&out));
-        assert!(stdout(&out).contains(&format!("a rollback of {ENV} was interrupted")), "step {step}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains(&format!("a rollback of {ENV} was interrupted")),
+            "step {step}: {}",
+            stdout(&out)
+        );
         // Re-running finishes the interrupted rollback (never rolls back twice).
         assert_success(&f.installer().args(["rollback", "--env", ENV]).output().unwrap());
         f.check_clean();
         assert_eq!(bytes(&f.live(ENV)), a, "step {step}");
-        assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), b, "step {step}: backup");
+        assert_eq!(
+            bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))),
+            b,
+            "step {step}: backup"
+        );
         assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
     }
 }
@@ -152,7 +192,11 @@ fn i6_dry_run_changes_nothing() {
     let (f, a, _b) = site();
     deployed(&f, "a.sqsh");
     let before = fs::read_dir(&f.envs).unwrap().count();
-    let out = f.deploy(&f.root().join("b.sqsh"), ENV).arg("--dry-run").output().unwrap();
+    let out = f
+        .deploy(&f.root().join("b.sqsh"), ENV)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
     assert_success(&out);
     assert!(stdout(&out).contains("would rename"), "{}", stdout(&out));
     assert_eq!(bytes(&f.live(ENV)), a);

@@ -17,12 +17,19 @@ fn assert_error(out: &Output, code: i32, needle: &str) {
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "want one line: {err}");
-    assert!(lines[0].starts_with("installer: ") && lines[0].contains(needle), "{err}");
+    assert!(
+        lines[0].starts_with("installer: ") && lines[0].contains(needle),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
 fn farm(f: &Fixture, env: &str) -> Output {
-    f.installer().args(["farm", env, "--launcher"]).arg(&f.launcher).output().unwrap()
+    f.installer()
+        .args(["farm", env, "--launcher"])
+        .arg(&f.launcher)
+        .output()
+        .unwrap()
 }
 
 fn assert_untouched(f: &Fixture, env: &str) {
@@ -60,7 +67,13 @@ fn missing_image() {
 fn image_without_the_env_bin() {
     let f = Fixture::new();
     // Built for env "other", installed under the name "e".
-    make_image(&f.root().join("src"), PREFIX, "other", &[Entry::File(b"x")], &f.envs.join("e.sqsh"));
+    make_image(
+        &f.root().join("src"),
+        PREFIX,
+        "other",
+        &[Entry::File(b"x")],
+        &f.envs.join("e.sqsh"),
+    );
     assert_error(&farm(&f, "e"), EXIT_IMAGE, "has no directory /opt/conda/e/bin");
     assert_untouched(&f, "e");
 }
@@ -70,7 +83,12 @@ fn a_bad_image_stops_the_run_before_any_change() {
     let f = Fixture::new();
     f.image("good", &[Entry::File(b"x")]);
     fs::write(f.envs.join("bad.sqsh"), b"junk").unwrap();
-    let out = f.installer().args(["farm", "--all", "--launcher"]).arg(&f.launcher).output().unwrap();
+    let out = f
+        .installer()
+        .args(["farm", "--all", "--launcher"])
+        .arg(&f.launcher)
+        .output()
+        .unwrap();
     assert_error(&out, EXIT_IMAGE, "bad.sqsh");
     assert_untouched(&f, "good");
 }
@@ -91,7 +109,11 @@ fn scripts_dir_not_writable() {
     }
     let out = command.output().unwrap();
     fs::set_permissions(&f.scripts, fs::Permissions::from_mode(0o755)).unwrap();
-    assert_error(&out, EXIT_FILESYSTEM, &format!("scripts directory {} is not writable", f.scripts.display()));
+    assert_error(
+        &out,
+        EXIT_FILESYSTEM,
+        &format!("scripts directory {} is not writable", f.scripts.display()),
+    );
     assert_untouched(&f, "e");
 }
 
@@ -100,7 +122,12 @@ fn i4_lock_held_with_no_wait() {
     let f = Fixture::new();
     f.image("e", &[Entry::File(b"x")]);
     let held = installer::lock::acquire(&f.scripts, false, |_| {}).unwrap();
-    let out = f.installer().args(["farm", "e", "--no-wait", "--launcher"]).arg(&f.launcher).output().unwrap();
+    let out = f
+        .installer()
+        .args(["farm", "e", "--no-wait", "--launcher"])
+        .arg(&f.launcher)
+        .output()
+        .unwrap();
     assert_error(&out, EXIT_LOCK_HELD, &format!("held by pid {}", std::process::id()));
     assert!(fs::symlink_metadata(f.env_dir("e")).is_err());
     drop(held);
@@ -122,7 +149,10 @@ fn i4_second_run_waits_for_the_lock_and_says_so() {
     let mut first = String::new();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     err.read_line(&mut first).unwrap();
-    assert!(first.starts_with("installer: waiting for lock ") && first.contains("held by pid"), "{first}");
+    assert!(
+        first.starts_with("installer: waiting for lock ") && first.contains("held by pid"),
+        "{first}"
+    );
     // Still waiting: nothing built while we hold the lock.
     assert!(fs::symlink_metadata(f.env_dir("e")).is_err());
     drop(held);
@@ -135,7 +165,11 @@ fn i4_second_run_waits_for_the_lock_and_says_so() {
 fn config_errors() {
     let f = Fixture::new();
     f.image("e", &[Entry::File(b"x")]);
-    fs::write(f.scripts.join("launcher.toml"), "[container]\nenvs_dir = \"../envs\"\nbindz = []\n").unwrap();
+    fs::write(
+        f.scripts.join("launcher.toml"),
+        "[container]\nenvs_dir = \"../envs\"\nbindz = []\n",
+    )
+    .unwrap();
     assert_error(&farm(&f, "e"), EXIT_CONFIG, "launcher.toml:3:1: unknown field `bindz`");
     fs::write(f.scripts.join("launcher.toml"), "").unwrap();
     assert_error(&farm(&f, "e"), EXIT_CONFIG, "container.envs_dir is not set");
@@ -147,7 +181,11 @@ fn config_errors() {
 #[test]
 fn usage_errors() {
     let f = Fixture::new();
-    let bare = std::process::Command::new(env!("CARGO_BIN_EXE_installer")).env_remove("INSTALLER_SCRIPTS").args(["farm", "e"]).output().unwrap();
+    let bare = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+        .env_remove("INSTALLER_SCRIPTS")
+        .args(["farm", "e"])
+        .output()
+        .unwrap();
     assert_error(&bare, EXIT_USAGE, "pass --scripts DIR or --config FILE");
     assert_error(&farm(&f, "../x"), EXIT_USAGE, "'../x' is not a valid environment name");
     let out = f.installer().arg("frobnicate").output().unwrap();
@@ -158,7 +196,11 @@ fn usage_errors() {
 fn missing_launcher_binary() {
     let f = Fixture::new();
     f.image("e", &[Entry::File(b"x")]);
-    let out = f.installer().args(["farm", "e", "--launcher", "/nonexistent/launcher"]).output().unwrap();
+    let out = f
+        .installer()
+        .args(["farm", "e", "--launcher", "/nonexistent/launcher"])
+        .output()
+        .unwrap();
     assert_error(&out, EXIT_FILESYSTEM, "/nonexistent/launcher");
     assert_untouched(&f, "e");
 }
@@ -172,14 +214,21 @@ fn i12_demo_without_mksquashfs_names_the_package() {
         .env("PATH", dir.path())
         .output()
         .unwrap();
-    assert_error(&out, EXIT_MISSING_TOOL, "mksquashfs not found on PATH; install the package squashfs-tools");
+    assert_error(
+        &out,
+        EXIT_MISSING_TOOL,
+        "mksquashfs not found on PATH; install the package squashfs-tools",
+    );
     assert!(!dir.path().join("demo").exists());
 }
 
 #[test]
 fn every_subcommand_has_help() {
     for sub in ["farm", "check", "status", "demo"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer")).args([sub, "--help"]).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_installer"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
         assert_success(&out);
         assert!(stdout(&out).contains("Usage: installer"), "{sub}: {}", stdout(&out));
     }

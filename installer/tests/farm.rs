@@ -28,11 +28,21 @@ fn i2_ten_entries_get_relative_links_plus_launcher() {
         let link = f.bin("e-1.0").join(String::from_utf8_lossy(name).as_ref());
         assert_eq!(link_target(&link), Path::new("../../launcher"));
         // The chain ends at the installed launcher binary.
-        assert_eq!(fs::canonicalize(&link).unwrap(), fs::canonicalize(f.scripts.join("launcher")).unwrap());
+        assert_eq!(
+            fs::canonicalize(&link).unwrap(),
+            fs::canonicalize(f.scripts.join("launcher")).unwrap()
+        );
     }
-    assert_eq!(fs::read(f.scripts.join("launcher")).unwrap(), fs::read(&f.launcher).unwrap());
+    assert_eq!(
+        fs::read(f.scripts.join("launcher")).unwrap(),
+        fs::read(&f.launcher).unwrap()
+    );
     assert_eq!(fs::metadata(f.scripts.join("launcher")).unwrap().mode() & 0o777, 0o755);
-    let facts = EnvFacts::parse(&fs::read(f.env_dir("e-1.0").join("env.toml")).unwrap(), Path::new("env.toml")).unwrap();
+    let facts = EnvFacts::parse(
+        &fs::read(f.env_dir("e-1.0").join("env.toml")).unwrap(),
+        Path::new("env.toml"),
+    )
+    .unwrap();
     assert_eq!(facts.env["CONDA_PREFIX"], "/opt/conda/e-1.0");
     assert_eq!(facts.env["CONDA_DEFAULT_ENV"], "e-1.0");
     assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
@@ -91,9 +101,18 @@ fn i1_odd_names_symlinks_and_directories() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(warnings.len(), 4, "{err}");
     assert!(err.contains("\".hidden\": name starts with '.'"), "{err}");
-    assert!(err.contains("\"tab\\there\": name contains a control character"), "{err}");
-    assert!(err.contains("\"nl\\nhere\": name contains a control character"), "{err}");
-    assert!(err.contains("\"launcher\": conflicts with the launcher's own name"), "{err}");
+    assert!(
+        err.contains("\"tab\\there\": name contains a control character"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"nl\\nhere\": name contains a control character"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"launcher\": conflicts with the launcher's own name"),
+        "{err}"
+    );
     assert!(!err.contains("subdir"), "{err}");
     // The launcher link is ours, not the image's.
     assert_eq!(link_target(&f.bin("odd").join("launcher")), Path::new("../../launcher"));
@@ -111,12 +130,21 @@ fn i2_configured_commands_and_overrides_get_links() {
     f.farm("e");
     assert_eq!(
         f.bin_names("e"),
-        vec![b"launcher".to_vec(), b"launcher.sh".to_vec(), b"pbs_tmrsh".to_vec(), b"python3".to_vec(), b"ssh".to_vec()],
+        vec![
+            b"launcher".to_vec(),
+            b"launcher.sh".to_vec(),
+            b"pbs_tmrsh".to_vec(),
+            b"python3".to_vec(),
+            b"ssh".to_vec()
+        ],
         "jupyter is only configured, not a host/builtin/script command"
     );
     let o = f.env_dir("e").join("overrides");
     assert_eq!(link_target(&o.join("qsub.sh")), Path::new("../../overrides/qsub.sh"));
-    assert_eq!(link_target(&o.join("mpirun.sh")), Path::new("../../overrides/e/mpirun.sh"));
+    assert_eq!(
+        link_target(&o.join("mpirun.sh")),
+        Path::new("../../overrides/e/mpirun.sh")
+    );
     assert!(o.join("qsub.sh").is_file() && o.join("mpirun.sh").is_file());
 }
 
@@ -140,10 +168,18 @@ fn i3_second_run_is_unchanged_and_touches_nothing() {
     let f = Fixture::new();
     f.image("e-2", &files(&numbered(50)));
     f.farm("e-2");
-    let before = (snapshot(&f.env_dir("e-2")), snapshot(&f.scripts.join("launcher")), snapshot(&f.scripts.join("launcher.toml")));
+    let before = (
+        snapshot(&f.env_dir("e-2")),
+        snapshot(&f.scripts.join("launcher")),
+        snapshot(&f.scripts.join("launcher.toml")),
+    );
     let out = f.farm("e-2");
     assert_eq!(stdout(&out).trim(), "e-2: unchanged (52 links)");
-    let after = (snapshot(&f.env_dir("e-2")), snapshot(&f.scripts.join("launcher")), snapshot(&f.scripts.join("launcher.toml")));
+    let after = (
+        snapshot(&f.env_dir("e-2")),
+        snapshot(&f.scripts.join("launcher")),
+        snapshot(&f.scripts.join("launcher.toml")),
+    );
     assert_eq!(before, after);
 }
 
@@ -153,15 +189,42 @@ fn i3_changed_image_updates_and_dry_run_only_prints() {
     f.image("e", &[Entry::File(b"a"), Entry::File(b"b")]);
     f.farm("e");
     f.image("e", &[Entry::File(b"b"), Entry::File(b"c")]);
-    let dry = f.installer().args(["farm", "e", "--dry-run"]).arg("--launcher").arg(&f.launcher).output().unwrap();
+    let dry = f
+        .installer()
+        .args(["farm", "e", "--dry-run"])
+        .arg("--launcher")
+        .arg(&f.launcher)
+        .output()
+        .unwrap();
     assert_success(&dry);
     let text = stdout(&dry);
     assert!(text.contains("would add    e.d/bin/c -> ../../launcher"), "{text}");
     assert!(text.contains("would remove e.d/bin/a"), "{text}");
-    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()], "dry run changed the tree");
+    assert_eq!(
+        f.bin_names("e"),
+        vec![
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"launcher".to_vec(),
+            b"launcher.sh".to_vec()
+        ],
+        "dry run changed the tree"
+    );
     let out = f.farm("e");
-    assert!(stdout(&out).contains("e: updated: 1 added, 1 removed, 0 changed"), "{}", stdout(&out));
-    assert_eq!(f.bin_names("e"), vec![b"b".to_vec(), b"c".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
+    assert!(
+        stdout(&out).contains("e: updated: 1 added, 1 removed, 0 changed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        f.bin_names("e"),
+        vec![
+            b"b".to_vec(),
+            b"c".to_vec(),
+            b"launcher".to_vec(),
+            b"launcher.sh".to_vec()
+        ]
+    );
     assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
 }
 
@@ -174,7 +237,10 @@ fn i3_hand_made_changes_are_repaired() {
     std::os::unix::fs::symlink("/bin/true", f.bin("e").join("launcher.tmp")).unwrap();
     let out = f.farm("e");
     assert!(stdout(&out).contains("updated: 1 added, 1 removed"), "{}", stdout(&out));
-    assert_eq!(f.bin_names("e"), vec![b"a".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
+    assert_eq!(
+        f.bin_names("e"),
+        vec![b"a".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]
+    );
 }
 
 #[test]
@@ -198,7 +264,11 @@ fn i3_fallback_layout_without_rename_exchange() {
     let live = f.env_dir("e-1");
     let target = link_target(&live);
     assert!(target.starts_with(".versions"), "{}", target.display());
-    assert_eq!(target.file_name().unwrap(), "e-1.d", "the launcher names the env after this (L2)");
+    assert_eq!(
+        target.file_name().unwrap(),
+        "e-1.d",
+        "the launcher names the env after this (L2)"
+    );
     // The relative links resolve to the one launcher through the versioned dir.
     assert_eq!(
         fs::canonicalize(live.join("bin/a")).unwrap(),
@@ -213,17 +283,34 @@ fn i3_fallback_layout_without_rename_exchange() {
     assert_ne!(new_target, target);
     assert!(!f.scripts.join(&target).exists(), "old version not removed");
     assert_eq!(fs::read_dir(f.scripts.join(".versions")).unwrap().count(), 1);
-    assert_eq!(f.bin_names("e-1"), vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
+    assert_eq!(
+        f.bin_names("e-1"),
+        vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]
+    );
     // A real directory (made where exchange works) is converted, with a warning.
     let g = Fixture::new();
     g.image("e", &[Entry::File(b"a")]);
     g.farm("e");
     g.image("e", &[Entry::File(b"b")]);
-    let out = g.installer().env("INSTALLER_NO_EXCHANGE", "1").args(["farm", "e"]).arg("--launcher").arg(&g.launcher).output().unwrap();
+    let out = g
+        .installer()
+        .env("INSTALLER_NO_EXCHANGE", "1")
+        .args(["farm", "e"])
+        .arg("--launcher")
+        .arg(&g.launcher)
+        .output()
+        .unwrap();
     assert_success(&out);
-    assert!(stderr(&out).contains("switching to the versioned layout"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("switching to the versioned layout"),
+        "{}",
+        stderr(&out)
+    );
     assert!(fs::symlink_metadata(g.env_dir("e")).unwrap().file_type().is_symlink());
-    assert_eq!(g.bin_names("e"), vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]);
+    assert_eq!(
+        g.bin_names("e"),
+        vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]
+    );
     assert!(g.leftovers().is_empty(), "{:?}", g.leftovers());
 }
 
@@ -245,7 +332,10 @@ fn i2_config_given_elsewhere_is_installed_and_resolved_from_scripts() {
         .output()
         .unwrap();
     assert_success(&out);
-    assert_eq!(fs::read(scripts.join("launcher.toml")).unwrap(), fs::read(&source).unwrap());
+    assert_eq!(
+        fs::read(scripts.join("launcher.toml")).unwrap(),
+        fs::read(&source).unwrap()
+    );
     assert!(scripts.join("e.d/bin/a").symlink_metadata().is_ok());
 }
 
@@ -256,7 +346,13 @@ fn i9_an_alias_is_not_rebuilt_in_place() {
     f.farm("e-1");
     std::os::unix::fs::symlink("e-1.d", f.env_dir("e")).unwrap();
     fs::copy(f.envs.join("e-1.sqsh"), f.envs.join("e.sqsh")).unwrap();
-    let out = f.installer().args(["farm", "e"]).arg("--launcher").arg(&f.launcher).output().unwrap();
+    let out = f
+        .installer()
+        .args(["farm", "e"])
+        .arg("--launcher")
+        .arg(&f.launcher)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is an alias"), "{}", stderr(&out));
     assert_eq!(link_target(&f.env_dir("e")), Path::new("e-1.d"));

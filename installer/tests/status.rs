@@ -9,14 +9,24 @@ use common::*;
 
 /// The cells of the row for `env` (columns are separated by 2+ spaces).
 fn row(text: &str, env: &str) -> Vec<String> {
-    let line = text.lines().find(|l| l.starts_with(&format!("{env} "))).unwrap_or_else(|| panic!("no row {env}:\n{text}"));
-    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{env} ")))
+        .unwrap_or_else(|| panic!("no row {env}:\n{text}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn unsquashfs_inodes(image: &std::path::Path) -> u64 {
     let out = Command::new("unsquashfs").arg("-s").arg(image).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("Number of inodes")).expect("unsquashfs -s output");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Number of inodes"))
+        .expect("unsquashfs -s output");
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -36,11 +46,19 @@ fn i11_figures_per_env() {
     assert_eq!(cells[2], "e", "aliases\n{text}");
     assert!(cells[3].ends_with("KiB"), "size\n{text}");
     let files_in_image = unsquashfs_inodes(&image);
-    assert_eq!(files_in_image, n as u64 + 5, "root, opt, conda, e-1.0, bin and the files");
+    assert_eq!(
+        files_in_image,
+        n as u64 + 5,
+        "root, opt, conda, e-1.0, bin and the files"
+    );
     assert_eq!(cells[4], files_in_image.to_string(), "files in image\n{text}");
     // <env>.d, bin, n + 2 links (launcher, launcher.sh), env.toml; the image; the envs link; the alias.
     let on_disk = (1 + 1 + (n + 2) + 1) + 1 + 1 + 1;
     assert_eq!(cells[5], on_disk.to_string(), "inodes on disk\n{text}");
-    assert_eq!(cells[6], format!("{:.1}:1", files_in_image as f64 / on_disk as f64), "ratio\n{text}");
+    assert_eq!(
+        cells[6],
+        format!("{:.1}:1", files_in_image as f64 / on_disk as f64),
+        "ratio\n{text}"
+    );
     assert!(text.lines().last().unwrap().starts_with("total (1 envs"), "{text}");
 }

@@ -209,10 +209,16 @@ impl Planner<'_> {
             },
             // Only the launcher's own name means a top-level direct call: a
             // stray link `python3 -> launcher` outside an env dir is an error.
-            None if resolved.invoked.file_name().is_some_and(|name| config.is_launcher_name(name)) => Mode::Direct {
-                link: None,
-                call: parse_direct(&args)?,
-            },
+            None if resolved
+                .invoked
+                .file_name()
+                .is_some_and(|name| config.is_launcher_name(name)) =>
+            {
+                Mode::Direct {
+                    link: None,
+                    call: parse_direct(&args)?,
+                }
+            }
             None => {
                 return Err(LaunchError::NoEnvironment {
                     path: resolved.invoked.clone(),

@@ -688,7 +688,13 @@ fn l3_l4_legacy_launcher_sh_name_is_a_direct_call() {
     let fx = Fixture::new("");
     symlink("../../launcher", fx.p("scripts/e-1.d/bin/launcher.sh")).unwrap();
     let e = fx.exec(
-        &[&fx.s("scripts/e.d/bin/launcher.sh"), "--cms_singularity_overlay_path_override", "--cms_singularity_overlay_path", "/x.sqsh", "bash"],
+        &[
+            &fx.s("scripts/e.d/bin/launcher.sh"),
+            "--cms_singularity_overlay_path_override",
+            "--cms_singularity_overlay_path",
+            "/x.sqsh",
+            "bash",
+        ],
         &fx.vars(&[]),
     );
     let argv = strs(&e.argv);

@@ -67,7 +67,12 @@ fn write_recorder(path: &Path) {
 /// fd of this multi-threaded test process: a writable fd that another test
 /// thread's fork inherits makes exec'ing the file fail with ETXTBSY.
 fn install_executable(src: &Path, dst: &Path) {
-    let status = Command::new("install").args(["-D", "-m", "0755"]).arg(src).arg(dst).status().unwrap();
+    let status = Command::new("install")
+        .args(["-D", "-m", "0755"])
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
     assert!(status.success(), "install {} failed", dst.display());
 }
 

@@ -64,10 +64,7 @@ impl Bed {
         if !prereq::bed_available(test) {
             return None;
         }
-        Some(
-            Bed::build(flavour)
-                .unwrap_or_else(|e| panic!("{test}: cannot build the test bed: {e}")),
-        )
+        Some(Bed::build(flavour).unwrap_or_else(|e| panic!("{test}: cannot build the test bed: {e}")))
     }
 
     fn build(flavour: Flavour) -> Result<Bed, String> {
@@ -115,11 +112,7 @@ impl Bed {
         for env in &envs_built {
             bed.install_env(env)?;
         }
-        symlink(
-            format!("{MAIN_ENV}.d"),
-            bed.scripts.join(format!("{MAIN_ALIAS}.d")),
-        )
-        .map_err(|e| e.to_string())?;
+        symlink(format!("{MAIN_ENV}.d"), bed.scripts.join(format!("{MAIN_ALIAS}.d"))).map_err(|e| e.to_string())?;
         bed.write_config(&bed.default_config());
         bed.install_host_commands()?;
         Ok(bed)
@@ -142,14 +135,9 @@ impl Bed {
     fn install_env(&self, env: &EnvImage) -> Result<(), String> {
         let image = self.image(env.name);
         if fs::hard_link(&env.image, &image).is_err() {
-            fs::copy(&env.image, &image)
-                .map_err(|e| format!("copy {}: {e}", env.image.display()))?;
+            fs::copy(&env.image, &image).map_err(|e| format!("copy {}: {e}", env.image.display()))?;
         }
-        symlink(
-            format!("{CONTAINER_PREFIX}/{}", env.name),
-            self.envs.join(env.name),
-        )
-        .map_err(|e| e.to_string())?;
+        symlink(format!("{CONTAINER_PREFIX}/{}", env.name), self.envs.join(env.name)).map_err(|e| e.to_string())?;
         let bin = self.env_bin(env.name);
         fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
         let commands = env
@@ -234,16 +222,8 @@ builtin = "pbs_tmrsh"
 [commands.greet]
 script = "overrides/greet.sh"
 "#,
-            runtime = self
-                .runtime
-                .file_name()
-                .expect("runtime name")
-                .to_string_lossy(),
-            binds = binds
-                .iter()
-                .map(|b| format!("{b:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            runtime = self.runtime.file_name().expect("runtime name").to_string_lossy(),
+            binds = binds.iter().map(|b| format!("{b:?}")).collect::<Vec<_>>().join(", "),
         )
     }
 

@@ -43,16 +43,7 @@ fn build(name: &str) -> Result<PathBuf, String> {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            name,
-            "--bin",
-            name,
-            "--profile",
-            &profile,
-        ])
+        .args(["build", "--quiet", "-p", name, "--bin", name, "--profile", &profile])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cannot run cargo to build the {name}: {e}"))?;
@@ -66,9 +57,6 @@ fn build(name: &str) -> Result<PathBuf, String> {
     if binary.is_file() {
         Ok(binary)
     } else {
-        Err(format!(
-            "cargo built the {name} but {} is missing",
-            binary.display()
-        ))
+        Err(format!("cargo built the {name} but {} is missing", binary.display()))
     }
 }

@@ -20,7 +20,11 @@ pub fn copy_executable(src: &Path, dst: &Path) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("install {} -> {} failed: {status}", src.display(), dst.display()))
+        Err(format!(
+            "install {} -> {} failed: {status}",
+            src.display(),
+            dst.display()
+        ))
     }
 }
 

@@ -116,17 +116,13 @@ pub struct EnvImage {
 /// The main env image (venv + tools), built once per test process.
 pub fn main_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, true))
-        .clone()
+    IMAGE.get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, true)).clone()
 }
 
 /// The second env image (tools only).
 pub fn second_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, false))
-        .clone()
+    IMAGE.get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, false)).clone()
 }
 
 /// Shell run in a private mount namespace with a tmpfs over /opt, so that the
@@ -178,9 +174,7 @@ fn recipe_hash(env: &str, tools: &[Tool], venv: bool) -> u64 {
     }
     if venv {
         // A Python upgrade must rebuild the venv (its binary is copied in).
-        if let Ok(meta) =
-            fs::metadata(fs::canonicalize(SYSTEM_PYTHON).unwrap_or(SYSTEM_PYTHON.into()))
-        {
+        if let Ok(meta) = fs::metadata(fs::canonicalize(SYSTEM_PYTHON).unwrap_or(SYSTEM_PYTHON.into())) {
             use std::os::unix::fs::MetadataExt;
             (meta.len(), meta.mtime()).hash(&mut hasher);
         }
@@ -219,8 +213,7 @@ fn build_env_image(env: &str, tools: &[Tool], venv: bool, into: &Path) -> Result
             .arg(&out);
         run_build_step(&mut command, "venv image")?;
     } else {
-        fs::write(stage.join("opt/conda/.top-image"), format!("{env}\n"))
-            .map_err(|e| e.to_string())?;
+        fs::write(stage.join("opt/conda/.top-image"), format!("{env}\n")).map_err(|e| e.to_string())?;
         let mut command = Command::new("mksquashfs");
         command.arg(&stage).arg(&out).args([
             "-root-mode",
@@ -263,16 +256,13 @@ fn write_tools(dir: &Path, tools: &[Tool]) -> Result<(), String> {
     for tool in tools {
         let path = dir.join(tool.name);
         fs::write(&path, tool.text).map_err(|e| format!("{}: {e}", path.display()))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(tool.mode))
-            .map_err(|e| e.to_string())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(tool.mode)).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 fn run_build_step(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot build the {what}: {e}"))?;
+    let output = command.output().map_err(|e| format!("cannot build the {what}: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -290,11 +280,9 @@ pub fn squashfs_with(files: &[(&str, &str)], out: &Path) -> Result<(), String> {
     let stage = out.with_extension("stage");
     for (path, content) in files {
         let target = stage.join(path.trim_start_matches('/'));
-        fs::create_dir_all(target.parent().expect("file has a parent"))
-            .map_err(|e| e.to_string())?;
+        fs::create_dir_all(target.parent().expect("file has a parent")).map_err(|e| e.to_string())?;
         fs::write(&target, content).map_err(|e| e.to_string())?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     }
     let mut command = Command::new("mksquashfs");
     command.arg(&stage).arg(out).args([
@@ -333,8 +321,7 @@ pub fn base_sandbox(at: &Path) -> Result<(), String> {
     ] {
         fs::create_dir_all(at.join(dir)).map_err(|e| format!("{}: {e}", at.join(dir).display()))?;
     }
-    fs::set_permissions(at.join("tmp"), fs::Permissions::from_mode(0o1777))
-        .map_err(|e| e.to_string())?;
+    fs::set_permissions(at.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(|e| e.to_string())?;
     for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin")] {
         symlink(target, at.join(link)).map_err(|e| format!("{}: {e}", at.join(link).display()))?;
     }

@@ -62,15 +62,12 @@ impl ModuleTool {
     /// running its `--version`, so a broken install (e.g. a missing Lua
     /// library) is reported here rather than as a confusing test failure.
     pub fn locate(self) -> Result<&'static InstalledTool, String> {
-        static FOUND: [OnceLock<Result<InstalledTool, String>>; 2] =
-            [OnceLock::new(), OnceLock::new()];
+        static FOUND: [OnceLock<Result<InstalledTool, String>>; 2] = [OnceLock::new(), OnceLock::new()];
         let slot = match self {
             ModuleTool::EnvironmentModules => &FOUND[0],
             ModuleTool::Lmod => &FOUND[1],
         };
-        slot.get_or_init(|| self.probe())
-            .as_ref()
-            .map_err(Clone::clone)
+        slot.get_or_init(|| self.probe()).as_ref().map_err(Clone::clone)
     }
 
     /// `true` when a test may use this tool; otherwise prints
@@ -97,12 +94,7 @@ impl ModuleTool {
 
     fn probe(self) -> Result<InstalledTool, String> {
         let install_hint = "run .ci/install-module-tools (as root)";
-        let Some(command) = self
-            .candidates()
-            .iter()
-            .map(PathBuf::from)
-            .find(|c| c.is_file())
-        else {
+        let Some(command) = self.candidates().iter().map(PathBuf::from).find(|c| c.is_file()) else {
             return Err(format!(
                 "{} not found (looked for {}); {install_hint}",
                 self.name(),
@@ -252,10 +244,7 @@ pub fn run_module_commands<K: AsRef<str>, V: AsRef<str>>(
     bash.args(["--norc", "--noprofile", "-c", &script])
         .env_clear()
         .current_dir(dir);
-    let given: HashMap<&str, &str> = base_env
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect();
+    let given: HashMap<&str, &str> = base_env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     bash.envs(given.iter().filter(|(k, _)| **k != "MODULEPATH"));
     let modulepath = std::env::join_paths(modulepath)
         .map_err(|e| format!("MODULEPATH: {e}"))?
@@ -273,12 +262,8 @@ pub fn run_module_commands<K: AsRef<str>, V: AsRef<str>>(
         let Ok(status) = read(format!("{i}.status")) else {
             break;
         };
-        let status = String::from_utf8_lossy(&status)
-            .trim()
-            .parse()
-            .unwrap_or(-1);
-        let text =
-            |name: String| String::from_utf8_lossy(&read(name).unwrap_or_default()).into_owned();
+        let status = String::from_utf8_lossy(&status).trim().parse().unwrap_or(-1);
+        let text = |name: String| String::from_utf8_lossy(&read(name).unwrap_or_default()).into_owned();
         steps.push(Step {
             command: command.to_string(),
             status,
@@ -286,8 +271,7 @@ pub fn run_module_commands<K: AsRef<str>, V: AsRef<str>>(
             stderr: text(format!("{i}.err")),
         });
     }
-    let env = read("env".into())
-        .map_err(|e| format!("the {tool} shell did not finish ({e}); bash: {outcome:#?}"))?;
+    let env = read("env".into()).map_err(|e| format!("the {tool} shell did not finish ({e}); bash: {outcome:#?}"))?;
 
     let mut env = parse_env(&env);
     // What bash adds on its own, and the scratch HOME, are not the test's.
@@ -346,12 +330,7 @@ pub fn resolve(tool: ModuleTool, modulepath: &[&Path], name: &str) -> Result<Vec
 /// Full names in `LOADEDMODULES`, in load order.
 pub fn loaded_modules(env: &HashMap<String, String>) -> Vec<String> {
     env.get("LOADEDMODULES")
-        .map(|v| {
-            v.split(':')
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|v| v.split(':').filter(|m| !m.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default()
 }
 

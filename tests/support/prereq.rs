@@ -26,9 +26,7 @@ pub fn standin_available(test: &str) -> bool {
     static REASON: OnceLock<Option<String>> = OnceLock::new();
     allowed(
         test,
-        REASON
-            .get_or_init(|| tools_missing().or_else(standin_missing))
-            .clone(),
+        REASON.get_or_init(|| tools_missing().or_else(standin_missing)).clone(),
     )
 }
 
@@ -37,9 +35,7 @@ pub fn standin_available(test: &str) -> bool {
 pub fn allowed(test: &str, reason: Option<String>) -> bool {
     let Some(reason) = reason else { return true };
     if std::env::var_os(REQUIRED_VAR).is_some_and(|v| v == "1") {
-        panic!(
-            "{test}: the end-to-end bed is required ({REQUIRED_VAR}=1) but unavailable: {reason}"
-        );
+        panic!("{test}: the end-to-end bed is required ({REQUIRED_VAR}=1) but unavailable: {reason}");
     }
     println!("SKIP {test}: {reason}");
     eprintln!("SKIP {test}: {reason}");
@@ -64,23 +60,17 @@ fn check() -> Option<String> {
         return Some(reason);
     }
     if !Path::new(SYSTEM_PYTHON).exists() {
-        return Some(format!(
-            "{SYSTEM_PYTHON} not found (the env images are built from it)"
-        ));
+        return Some(format!("{SYSTEM_PYTHON} not found (the env images are built from it)"));
     }
     let venv_ok = std::process::Command::new(SYSTEM_PYTHON)
         .args(["-c", "import venv, ensurepip"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !venv_ok {
-        return Some(format!(
-            "{SYSTEM_PYTHON} cannot make venvs (install python3-venv)"
-        ));
+        return Some(format!("{SYSTEM_PYTHON} cannot make venvs (install python3-venv)"));
     }
     match real_runtime() {
-        Some(runtime) if !runtime.is_file() => {
-            Some(format!("{RUNTIME_VAR}={} is not a file", runtime.display()))
-        }
+        Some(runtime) if !runtime.is_file() => Some(format!("{RUNTIME_VAR}={} is not a file", runtime.display())),
         Some(_) if !nix::unistd::geteuid().is_root() && !user_namespaces_work() => {
             Some("building the venv image needs root or unprivileged user namespaces".into())
         }

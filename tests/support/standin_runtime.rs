@@ -43,17 +43,13 @@ fn run(args: &[OsString]) -> String {
 }
 
 fn try_run(args: &[OsString]) -> Result<std::convert::Infallible, String> {
-    let binary =
-        std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
-    let flavour = binary
-        .file_name()
-        .and_then(Flavour::from_binary_name)
-        .ok_or_else(|| {
-            format!(
-                "cannot tell the flavour from the binary name {}: install it as `apptainer` or `singularity`",
-                binary.display()
-            )
-        })?;
+    let binary = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let flavour = binary.file_name().and_then(Flavour::from_binary_name).ok_or_else(|| {
+        format!(
+            "cannot tell the flavour from the binary name {}: install it as `apptainer` or `singularity`",
+            binary.display()
+        )
+    })?;
     let request = cli::parse(args)?;
     let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -66,12 +62,7 @@ fn try_run(args: &[OsString]) -> Result<std::convert::Infallible, String> {
         &request.command,
         env.get(std::ffi::OsStr::new("PATH")).map(|v| v.as_os_str()),
     )?;
-    Err(command::exec(
-        &program,
-        &request.command,
-        &request.args,
-        &env,
-    ))
+    Err(command::exec(&program, &request.command, &request.args, &env))
 }
 
 /// `<install prefix>/var/standin-runtime/session`, beside the binary's

@@ -42,7 +42,12 @@ impl Fixture {
         write_exec(&runtime, "#!/bin/sh\nexit 0\n");
         let launcher = dir.path().join("launcher-bin");
         write_exec(&launcher, "#!/bin/sh\necho \"stub launcher: $0 $*\"\n");
-        let fixture = Fixture { dir, scripts, envs, launcher };
+        let fixture = Fixture {
+            dir,
+            scripts,
+            envs,
+            launcher,
+        };
         fixture.write_config("");
         fixture
     }
@@ -80,7 +85,13 @@ impl Fixture {
 
     /// `installer farm ENV --launcher <stub>`; panics unless it succeeds.
     pub fn farm(&self, env: &str) -> Output {
-        let out = self.installer().args(["farm", env]).arg("--launcher").arg(&self.launcher).output().unwrap();
+        let out = self
+            .installer()
+            .args(["farm", env])
+            .arg("--launcher")
+            .arg(&self.launcher)
+            .output()
+            .unwrap();
         assert_success(&out);
         out
     }
@@ -138,7 +149,11 @@ pub fn mksquashfs(src: &Path, image: &Path) {
         .args(["-noappend", "-all-root", "-no-progress", "-quiet"])
         .output()
         .expect("mksquashfs (package squashfs-tools) must be installed");
-    assert!(out.status.success(), "mksquashfs failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mksquashfs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An executable written by a child process (`install`), never through an fd
@@ -147,7 +162,12 @@ pub fn mksquashfs(src: &Path, image: &Path) {
 pub fn write_exec(path: &Path, text: &str) {
     let staging = tempfile::NamedTempFile::new().unwrap();
     fs::write(staging.path(), text).unwrap();
-    let status = Command::new("install").args(["-D", "-m", "0755"]).arg(staging.path()).arg(path).status().unwrap();
+    let status = Command::new("install")
+        .args(["-D", "-m", "0755"])
+        .arg(staging.path())
+        .arg(path)
+        .status()
+        .unwrap();
     assert!(status.success(), "install {} failed", path.display());
 }
 
@@ -214,7 +234,10 @@ impl Fixture {
     /// `installer deploy IMAGE --env ENV --launcher <stub>` with extra args.
     pub fn deploy(&self, image: &Path, env: &str) -> Command {
         let mut c = self.installer();
-        c.arg("deploy").arg(image).args(["--env", env, "--launcher"]).arg(&self.launcher);
+        c.arg("deploy")
+            .arg(image)
+            .args(["--env", env, "--launcher"])
+            .arg(&self.launcher);
         c
     }
 

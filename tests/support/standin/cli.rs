@@ -29,8 +29,7 @@ pub struct ExecRequest {
     pub args: Vec<OsString>,
 }
 
-pub const USAGE: &str =
-    "usage: [-s|--silent] exec [--bind LIST]... [--overlay=IMG]... IMAGE COMMAND [ARGS...]";
+pub const USAGE: &str = "usage: [-s|--silent] exec [--bind LIST]... [--overlay=IMG]... IMAGE COMMAND [ARGS...]";
 
 /// Parse the runtime's arguments (without argv[0]).
 pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
@@ -81,12 +80,10 @@ pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
             break PathBuf::from(arg);
         }
     };
-    let command = rest.next().cloned().ok_or_else(|| {
-        format!(
-            "exec: no command to run in image {}; {USAGE}",
-            image.display()
-        )
-    })?;
+    let command = rest
+        .next()
+        .cloned()
+        .ok_or_else(|| format!("exec: no command to run in image {}; {USAGE}", image.display()))?;
     Ok(ExecRequest {
         binds,
         overlays,

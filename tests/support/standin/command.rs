@@ -39,12 +39,7 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Str
 /// `Command::exec` resets SIGPIPE to its default disposition before
 /// `execve` (the Rust runtime ignores it), so `… | head` behaves as on a
 /// host (L22).
-pub fn exec(
-    program: &Path,
-    command: &OsStr,
-    args: &[OsString],
-    env: &BTreeMap<OsString, OsString>,
-) -> String {
+pub fn exec(program: &Path, command: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsString>) -> String {
     let error = Command::new(program)
         .arg0(command)
         .args(args)

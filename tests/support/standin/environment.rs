@@ -61,8 +61,7 @@ pub fn container_environment(
 ) -> BTreeMap<OsString, OsString> {
     let mut plain = BTreeMap::new();
     // Per prefix, in priority order, the variables it asks to set.
-    let mut requested: Vec<BTreeMap<OsString, OsString>> =
-        vec![BTreeMap::new(); flavour.prefixes().len()];
+    let mut requested: Vec<BTreeMap<OsString, OsString>> = vec![BTreeMap::new(); flavour.prefixes().len()];
     for (name, value) in host {
         match flavour
             .prefixes()
@@ -156,21 +155,11 @@ mod tests {
             Flavour::Apptainer,
             Path::new("/images/base"),
         );
-        assert_eq!(
-            get(&env, "PATH"),
-            Some(&*format!("/env/bin:{DEFAULT_PATH}:/late/bin"))
-        );
-        assert_eq!(
-            get(&env, "FOO"),
-            Some("a"),
-            "APPTAINERENV_ wins over SINGULARITYENV_"
-        );
+        assert_eq!(get(&env, "PATH"), Some(&*format!("/env/bin:{DEFAULT_PATH}:/late/bin")));
+        assert_eq!(get(&env, "FOO"), Some("a"), "APPTAINERENV_ wins over SINGULARITYENV_");
         assert_eq!(get(&env, "BAR"), Some("b"));
         assert_eq!(get(&env, "KEEP"), Some("1"));
-        assert_eq!(
-            get(&env, "LD_LIBRARY_PATH"),
-            Some("/lib/x:/.singularity.d/libs")
-        );
+        assert_eq!(get(&env, "LD_LIBRARY_PATH"), Some("/lib/x:/.singularity.d/libs"));
         assert_eq!(get(&env, "APPTAINER_CONTAINER"), Some("/images/base"));
         assert_eq!(get(&env, "SINGULARITY_NAME"), Some("base"));
         assert!(env.keys().all(|k| !k.to_str().unwrap().contains("ENV_")));

@@ -50,10 +50,7 @@ impl Layout {
             for (what, path) in [("overlay", overlay), ("image", image)] {
                 let text = path.as_os_str().as_encoded_bytes();
                 if text.contains(&b':') || text.contains(&b',') {
-                    return Err(format!(
-                        "{what} path {} contains ':' or ','",
-                        path.display()
-                    ));
+                    return Err(format!("{what} path {} contains ':' or ','", path.display()));
                 }
             }
         }
@@ -67,10 +64,7 @@ impl Layout {
         binds.push(same_path_bind(Path::new("/tmp")));
         for bind in &request.binds {
             if !bind.source.exists() {
-                return Err(format!(
-                    "bind source {} does not exist",
-                    bind.source.display()
-                ));
+                return Err(format!("bind source {} does not exist", bind.source.display()));
             }
             binds.push(bind.clone());
         }
@@ -96,12 +90,10 @@ fn same_path_bind(path: &Path) -> BindSpec {
 /// stand-in owns, like Apptainer's `var/apptainer/mnt/session`) and return
 /// the path of its root. The calling process moves to a new mount namespace.
 pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
-    unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare(CLONE_NEWNS): {e} (needs root)"))?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e} (needs root)"))?;
     mount_flags(Path::new("/"), MsFlags::MS_REC | MsFlags::MS_PRIVATE)?;
 
-    fs::create_dir_all(session)
-        .map_err(|e| format!("session directory {}: {e}", session.display()))?;
+    fs::create_dir_all(session).map_err(|e| format!("session directory {}: {e}", session.display()))?;
     mount(
         Some("tmpfs"),
         session,
@@ -161,10 +153,7 @@ pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
     for bind in &layout.binds {
         bind_into(&root, bind)?;
     }
-    mount_flags(
-        &root,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-    )?;
+    mount_flags(&root, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY)?;
     Ok(root)
 }
 
@@ -217,10 +206,7 @@ fn bind_into(root: &Path, bind: &BindSpec) -> Result<(), String> {
 /// `path` (absolute, in the container) as seen from outside, below `root`.
 fn inside(root: &Path, path: &Path) -> PathBuf {
     let mut joined = root.to_owned();
-    joined.extend(
-        path.components()
-            .filter(|c| matches!(c, Component::Normal(_))),
-    );
+    joined.extend(path.components().filter(|c| matches!(c, Component::Normal(_))));
     joined
 }
 
