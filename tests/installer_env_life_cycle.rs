@@ -172,7 +172,7 @@ fn i7_l13_activation_variables_reach_the_runtime_command() {
         let prefix = format!("/opt/conda/{OLD}");
         for want in [
             format!("APPTAINERENV_PROJ_DATA={prefix}/share/proj "),
-            format!("APPTAINERENV_PROJ_NETWORK=ON "),
+            "APPTAINERENV_PROJ_NETWORK=ON ".to_string(),
             format!("APPTAINERENV_CONDA_PREFIX={prefix} "),
             format!("APPTAINERENV_CONDA_DEFAULT_ENV={OLD} "),
         ] {
