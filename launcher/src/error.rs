@@ -90,6 +90,9 @@ impl LaunchError {
             LaunchError::MissingImage { .. } => Some(
                 "hint: check container.envs_dir, or use --no-default-overlay with --overlay-path".into(),
             ),
+            LaunchError::MissingSetting { key, .. } => Some(format!(
+                "hint: host launches need {key}; every key is documented in launcher.toml.example"
+            )),
             LaunchError::ConfigSyntax { .. } | LaunchError::ConfigInvalid { .. } => Some(
                 "hint: every key is documented in launcher.toml.example".into(),
             ),

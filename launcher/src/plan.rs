@@ -114,6 +114,7 @@ pub fn plan(inv: &Invocation, vars: &Vars, probe: &dyn Probe) -> Result<Plan, La
         probe,
         notes: debug.then(Vec::new),
         launcher_stat: None,
+        config_path: PathBuf::new(),
     };
     let mut dry_run = truthy(vars, "LAUNCHER_DRY_RUN");
     let action = planner.decide(inv, &mut dry_run)?;
@@ -182,6 +183,8 @@ struct Planner<'a> {
     probe: &'a dyn Probe,
     notes: Option<Vec<String>>,
     launcher_stat: Option<Option<FileStat>>,
+    /// Where the config was read from, for messages about its settings.
+    config_path: PathBuf,
 }
 
 impl Planner<'_> {
@@ -316,7 +319,9 @@ impl Planner<'_> {
         };
         self.note(|| format!("config {}", path.display()));
         let text = self.read_trusted(&path, "config")?;
-        Config::parse(&text, &path)
+        let config = Config::parse(&text, &path)?;
+        self.config_path = path;
+        Ok(config)
     }
 
     /// Read a file the launcher acts on, refusing it when others could have
@@ -521,7 +526,7 @@ impl Planner<'_> {
             .as_deref()
             .ok_or_else(|| LaunchError::MissingSetting {
                 key: "container.envs_dir",
-                config: PathBuf::from(CONFIG_FILE_NAME),
+                config: self.config_path.clone(),
             })
     }
 
@@ -606,7 +611,7 @@ impl Planner<'_> {
             .as_deref()
             .ok_or_else(|| LaunchError::MissingSetting {
                 key: "runtime.image",
-                config: PathBuf::from(CONFIG_FILE_NAME),
+                config: self.config_path.clone(),
             })?;
         if self.probe.stat(image).is_err() {
             return Err(LaunchError::MissingBaseImage {

@@ -702,3 +702,18 @@ fn l3_l4_legacy_launcher_sh_name_is_a_direct_call() {
     assert!(!argv.iter().any(|a| a.contains("e-1.sqsh")), "{argv:?}");
     assert_eq!(argv.last().unwrap(), "bash");
 }
+
+#[test]
+fn l18_missing_setting_names_the_key_and_the_config_file() {
+    let fx = Fixture::new("");
+    let text = std::fs::read_to_string(fx.p("scripts/launcher.toml"))
+        .unwrap()
+        .replace("image = \"../base.sif\"\n", "");
+    std::fs::write(fx.p("scripts/launcher.toml"), text).unwrap();
+    let err = fx.plan(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert_eq!(
+        err.to_string(),
+        format!("runtime.image is not set in {}", fx.s("scripts/launcher.toml"))
+    );
+}
