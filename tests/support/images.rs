@@ -214,17 +214,7 @@ fn build_env_image(env: &str, tools: &[Tool], venv: bool, into: &Path) -> Result
         run_build_step(&mut command, "venv image")?;
     } else {
         fs::write(stage.join("opt/conda/.top-image"), format!("{env}\n")).map_err(|e| e.to_string())?;
-        let mut command = Command::new("mksquashfs");
-        command.arg(&stage).arg(&out).args([
-            "-root-mode",
-            "755",
-            "-noappend",
-            "-all-root",
-            "-no-xattrs",
-            "-quiet",
-            "-no-progress",
-        ]);
-        run_build_step(&mut command, "squashfs image")?;
+        pack(&stage, &out)?;
     }
     let entries = list_image_bin(&out, env)?;
     fs::write(into.join("bin-entries"), entries.join("\n") + "\n").map_err(|e| e.to_string())?;
@@ -284,17 +274,7 @@ pub fn squashfs_with(files: &[(&str, &str)], out: &Path) -> Result<(), String> {
         fs::write(&target, content).map_err(|e| e.to_string())?;
         fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     }
-    let mut command = Command::new("mksquashfs");
-    command.arg(&stage).arg(out).args([
-        "-root-mode",
-        "755",
-        "-noappend",
-        "-all-root",
-        "-no-xattrs",
-        "-quiet",
-        "-no-progress",
-    ]);
-    run_build_step(&mut command, "squashfs image")?;
+    pack(&stage, out)?;
     fs::remove_dir_all(&stage).map_err(|e| e.to_string())
 }
 
@@ -326,4 +306,20 @@ pub fn base_sandbox(at: &Path) -> Result<(), String> {
         symlink(target, at.join(link)).map_err(|e| format!("{}: {e}", at.join(link).display()))?;
     }
     Ok(())
+}
+
+/// `mksquashfs STAGE OUT` as every test image is made: root-owned, no
+/// xattrs, a fresh file.
+fn pack(stage: &Path, out: &Path) -> Result<(), String> {
+    let mut command = Command::new("mksquashfs");
+    command.arg(stage).arg(out).args([
+        "-root-mode",
+        "755",
+        "-noappend",
+        "-all-root",
+        "-no-xattrs",
+        "-quiet",
+        "-no-progress",
+    ]);
+    run_build_step(&mut command, "squashfs image")
 }
