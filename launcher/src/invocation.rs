@@ -110,6 +110,9 @@ pub struct EnvLink {
     pub env: String,
     /// The command: the hop's file name, e.g. `python3`.
     pub command: OsString,
+    /// The alias links of `X.d` are all plain sibling names, so the real env
+    /// dir is `<scripts>/<env>.d` (see `resolve`).
+    pub sibling_aliases: bool,
 }
 
 impl EnvLink {
@@ -131,13 +134,32 @@ pub fn resolve(invoked: PathBuf, probe: &dyn Probe) -> Resolved {
             break;
         };
         current = match (&hop_link, current.parent()) {
-            // `../../launcher` from an env link: resolve from the real env
-            // dir, so an alias `X.d -> Y.d` does not leave `..` in every path.
-            (Some(link), _) if target.is_relative() => normalize(&link.env_dir().join("bin").join(&target)),
-            (None, Some(dir)) if target.is_relative() => dir.join(&target),
+            // `../../launcher` from an env link whose aliases are siblings
+            // (`X.d -> Y.d`, the installer's layout): the real env dir is
+            // `<scripts>/Y.d`, so the path can be written without `..`.
+            (Some(link), _) if target.is_relative() && link.sibling_aliases => {
+                normalize(&link.env_dir().join("bin").join(&target))
+            }
+            // Anything else (e.g. `X.d -> .versions/X.123/X.d`): leave `..`
+            // for the kernel, which resolves it through the links at use time.
+            (_, Some(dir)) if target.is_relative() => dir.join(&target),
             _ => target,
         };
         env_link = hop_link.or(env_link);
+    }
+    // Through a non-sibling alias the path still holds `..` hops through
+    // the alias target (correct, but long and tied to that target). The
+    // launcher normally sits in the scripts dir: say so when it is the same
+    // file (two stats, only in that layout).
+    if let Some(link) = env_link.as_ref().filter(|l| !l.sibling_aliases) {
+        if let Some(name) = current.file_name() {
+            let plain = link.scripts_dir.join(name);
+            if let (Ok(a), Ok(b)) = (probe.stat(&plain), probe.stat(&current)) {
+                if a.same_file(&b) {
+                    current = plain;
+                }
+            }
+        }
     }
     Resolved {
         invoked,
@@ -147,7 +169,8 @@ pub fn resolve(invoked: PathBuf, probe: &dyn Probe) -> Resolved {
 }
 
 /// Remove `.` and `..` components lexically. Only used below a real env dir
-/// whose `bin` is a plain directory (the installer never makes it a link).
+/// reached through sibling aliases, whose `bin` is a plain directory (the
+/// installer never makes it a link): there it is exact.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
@@ -173,9 +196,11 @@ fn env_link_of(hop: &Path, probe: &dyn Probe) -> Option<EnvLink> {
     }
     let env_dir = bin_dir.parent()?;
     let alias = normal_name(env_dir)?.to_str()?.strip_suffix(".d")?.to_string();
-    let real_env_dir = resolve_env_dir(env_dir, probe);
-    let env = env_name(&real_env_dir)?;
-    let scripts_dir = real_env_dir.parent()?.to_path_buf();
+    let real = resolve_env_dir(env_dir, probe);
+    let env = env_name(&real.path)?;
+    // As spelled on the chain: a versioned layout's `.versions/X.123` must
+    // never become "the scripts dir" (it is deleted by the next deploy).
+    let scripts_dir = env_dir.parent()?.to_path_buf();
     Some(EnvLink {
         path: hop.to_path_buf(),
         bin_dir: bin_dir.to_path_buf(),
@@ -183,6 +208,7 @@ fn env_link_of(hop: &Path, probe: &dyn Probe) -> Option<EnvLink> {
         alias,
         env,
         command: command.to_os_string(),
+        sibling_aliases: real.sibling_aliases,
     })
 }
 
@@ -194,21 +220,34 @@ fn normal_name(path: &Path) -> Option<&OsStr> {
     }
 }
 
+/// Where an env directory's alias links end.
+struct RealEnvDir {
+    path: PathBuf,
+    /// Every hop was a plain sibling name (`X.d -> Y.d`), so `path` is
+    /// exactly `<same dir>/Y.d`.
+    sibling_aliases: bool,
+}
+
 /// Follow `X.d -> Y.d -> …` links of an env directory to the real one.
-fn resolve_env_dir(env_dir: &Path, probe: &dyn Probe) -> PathBuf {
+/// Relative targets are joined, not collapsed: `..` is the kernel's to
+/// resolve (the directory may be reached through other links).
+fn resolve_env_dir(env_dir: &Path, probe: &dyn Probe) -> RealEnvDir {
     let mut current = env_dir.to_path_buf();
+    let mut sibling_aliases = true;
     for _ in 0..MAX_ALIAS_HOPS {
-        match probe.read_link(&current) {
-            Ok(target) => {
-                current = match current.parent() {
-                    Some(dir) if target.is_relative() => normalize(&dir.join(target)),
-                    _ => target,
-                }
-            }
-            Err(_) => break,
-        }
+        let Ok(target) = probe.read_link(&current) else { break };
+        let plain =
+            target.components().count() == 1 && matches!(target.components().next(), Some(Component::Normal(_)));
+        sibling_aliases &= plain;
+        current = match current.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
     }
-    current
+    RealEnvDir {
+        path: current,
+        sibling_aliases,
+    }
 }
 
 /// `analysis3-22.10` from `…/analysis3-22.10.d`.
@@ -220,7 +259,7 @@ fn env_name(env_dir: &Path) -> Option<String> {
 
 /// The env an env directory (`<scripts>/<X>.d`, maybe an alias) stands for.
 pub fn resolve_env_alias(env_dir: &Path, probe: &dyn Probe) -> Option<String> {
-    env_name(&resolve_env_dir(env_dir, probe))
+    env_name(&resolve_env_dir(env_dir, probe).path)
 }
 
 #[cfg(test)]

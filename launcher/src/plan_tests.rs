@@ -717,3 +717,54 @@ fn l18_missing_setting_names_the_key_and_the_config_file() {
         format!("runtime.image is not set in {}", fx.s("scripts/launcher.toml"))
     );
 }
+
+/// The installer's fallback layout where RENAME_EXCHANGE is missing:
+/// `<env>.d -> .versions/<env>.<id>/<env>.d`, whose version dir is deleted by
+/// the next deploy. No path the launcher hands on may run through it.
+#[test]
+fn l2_versioned_layout_never_leaks_the_version_dir() {
+    let fx = Fixture::new("[commands.qsub]\nscript = \"overrides/qsub-site\"\n");
+    exe(&fx.p("scripts/overrides/qsub-site"));
+    let versions = fx.p("scripts/.versions/e-1.123");
+    std::fs::create_dir_all(&versions).unwrap();
+    std::fs::rename(fx.p("scripts/e-1.d"), versions.join("e-1.d")).unwrap();
+    symlink("../../launcher", versions.join("launcher")).unwrap();
+    symlink(".versions/e-1.123/e-1.d", fx.p("scripts/e-1.d")).unwrap();
+    for link in ["scripts/e.d/bin/python3", "scripts/e-1.d/bin/python3"] {
+        let e = fx.exec(&[&fx.s(link)], &fx.vars(&[]));
+        let words = strs(&e.argv).join(" ") + &format!("{:?}", e.set_env);
+        assert!(!words.contains(".versions"), "{words}");
+        assert!(
+            words.contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))),
+            "{words}"
+        );
+        assert!(!words.contains("bin/.."), "{words}");
+    }
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/qsub")], &fx.vars(&[]));
+    assert_eq!(
+        e.env_value("LAUNCHER_BIN").unwrap().to_str().unwrap(),
+        fx.s("scripts/e-1.d/bin/launcher")
+    );
+    assert_eq!(
+        e.env_value("LAUNCHER_SCRIPTS").unwrap().to_str().unwrap(),
+        fx.s("scripts")
+    );
+}
+
+/// A hand-made alias with a `../` target, reached through a symlinked
+/// scripts dir: `..` must be left to the kernel, not collapsed as text.
+#[test]
+fn l2_relative_alias_through_a_symlinked_scripts_dir() {
+    let fx = Fixture::new("");
+    symlink("../scripts/e-1.d", fx.p("scripts/b.d")).unwrap();
+    std::fs::create_dir_all(fx.p("lx")).unwrap();
+    symlink(fx.p("scripts"), fx.p("lx/scripts-link")).unwrap();
+    let link = fx.s("lx/scripts-link/b.d/bin/python3");
+    let e = fx.exec(&[&link], &fx.vars(&[]));
+    assert!(
+        strs(&e.argv).contains(&format!("--overlay={}", fx.s("lx/scripts-link/../envs/e-1.sqsh"))),
+        "{:?}",
+        e.argv
+    );
+    assert_eq!(strs(&e.argv).last().unwrap(), &link);
+}
