@@ -36,6 +36,8 @@ pub enum LaunchError {
         what: &'static str,
         path: PathBuf,
         why: String,
+        /// The file or directory to fix.
+        culprit: PathBuf,
     },
     #[error("cannot work out the environment from {path}: {why}")]
     NoEnvironment { path: PathBuf, why: String },
@@ -79,9 +81,9 @@ impl LaunchError {
                 "hint: set runtime.path in launcher.toml, pass --runtime PATH, or load the apptainer/singularity module"
                     .into(),
             ),
-            LaunchError::Insecure { path, .. } => Some(format!(
-                "hint: chmod o-w {} (or its directory, or set the sticky bit on the directory)",
-                path.display()
+            LaunchError::Insecure { culprit, .. } => Some(format!(
+                "hint: chmod o-w {} (a shared directory may instead have the sticky bit: chmod +t)",
+                culprit.display()
             )),
             LaunchError::Recursion { .. } => Some(
                 "hint: check container.marker in launcher.toml: it must exist inside the container"

@@ -23,6 +23,8 @@ use crate::vars::Vars;
 
 /// Re-entries of the runtime tolerated before L21 stops the chain.
 pub const MAX_DEPTH: u32 = 3;
+/// Symlink hops followed when checking where a trusted file really lives.
+const MAX_TRUST_HOPS: usize = 8;
 /// The L21 counter, passed through the runtime in the host environment.
 pub const DEPTH_VAR: &str = "LAUNCHER_DEPTH";
 
@@ -327,37 +329,68 @@ impl Planner<'_> {
     /// Read a file the launcher acts on, refusing it when others could have
     /// written it (L19).
     fn read_trusted(&self, path: &Path, what: &'static str) -> Result<Vec<u8>, LaunchError> {
-        let (bytes, stat) = self.probe.read_file(path).map_err(|e| LaunchError::Unreadable {
+        let read = self.probe.read_file(path).map_err(|e| LaunchError::Unreadable {
             what,
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        self.check_trusted(path, &stat, what)?;
-        Ok(bytes)
+        self.check_trusted(path, &read.stat, read.through_symlink, what)?;
+        Ok(read.bytes)
     }
 
-    fn check_trusted(&self, path: &Path, stat: &FileStat, what: &'static str) -> Result<(), LaunchError> {
+    /// `may_be_link`: `path` may be a symlink (unknown, or known to be one);
+    /// then every hop's directory is checked too.
+    fn check_trusted(
+        &self,
+        path: &Path,
+        stat: &FileStat,
+        may_be_link: bool,
+        what: &'static str,
+    ) -> Result<(), LaunchError> {
         if stat.world_writable() {
             return Err(LaunchError::Insecure {
                 what,
                 path: path.to_path_buf(),
                 why: "it is writable by others".into(),
+                culprit: path.to_path_buf(),
             });
         }
-        let dir = path
+        // The directory of the path as named, and of every symlink hop to the
+        // file itself: a link in a safe directory to a file in an unsafe one
+        // must not get through.
+        let mut current = path.to_path_buf();
+        for _ in 0..MAX_TRUST_HOPS {
+            self.check_directory(&current, path, what)?;
+            if !may_be_link {
+                break;
+            }
+            let Ok(target) = self.probe.read_link(&current) else {
+                break;
+            };
+            current = match current.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+        }
+        Ok(())
+    }
+
+    /// Refuse `file` when its directory is writable by others without the
+    /// sticky bit (L19).
+    fn check_directory(&self, file: &Path, named: &Path, what: &'static str) -> Result<(), LaunchError> {
+        let dir = file
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if let Ok(dir_stat) = self.probe.stat(dir) {
-            if dir_stat.world_writable() && !dir_stat.sticky() {
-                return Err(LaunchError::Insecure {
-                    what,
-                    path: path.to_path_buf(),
-                    why: format!("its directory {} is writable by others (no sticky bit)", dir.display()),
-                });
-            }
+        match self.probe.stat(dir) {
+            Ok(dir_stat) if dir_stat.world_writable() && !dir_stat.sticky() => Err(LaunchError::Insecure {
+                what,
+                path: named.to_path_buf(),
+                why: format!("directory {} is writable by others (no sticky bit)", dir.display()),
+                culprit: dir.to_path_buf(),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The launcher binary's identity, to recognise launcher links (L7, L8, L21).
@@ -488,7 +521,7 @@ impl Planner<'_> {
                     reason: "override script is not executable".into(),
                 });
             }
-            self.check_trusted(&script, &stat, "override script")?;
+            self.check_trusted(&script, &stat, true, "override script")?;
             return Ok(Some(script));
         }
         let mut name = launch.command.clone();
@@ -497,7 +530,7 @@ impl Planner<'_> {
             let candidate = dir.join(&name);
             if let Ok(stat) = self.probe.stat(&candidate) {
                 if stat.is_executable_file() {
-                    self.check_trusted(&candidate, &stat, "override script")?;
+                    self.check_trusted(&candidate, &stat, true, "override script")?;
                     return Ok(Some(candidate));
                 }
             }
@@ -718,9 +751,9 @@ impl Planner<'_> {
     /// `<env>.d/env.toml` when present (absent is normal: no activation vars).
     fn env_facts(&self, path: &Path) -> Result<Option<EnvFacts>, LaunchError> {
         match self.probe.read_file(path) {
-            Ok((bytes, stat)) => {
-                self.check_trusted(path, &stat, "env.toml")?;
-                EnvFacts::parse(&bytes, path).map(Some)
+            Ok(read) => {
+                self.check_trusted(path, &read.stat, read.through_symlink, "env.toml")?;
+                EnvFacts::parse(&read.bytes, path).map(Some)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(LaunchError::Unreadable {

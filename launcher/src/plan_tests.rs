@@ -613,7 +613,7 @@ impl Probe for CountingProbe {
         self.record("stat", path);
         OsProbe.stat(path)
     }
-    fn read_file(&self, path: &Path) -> std::io::Result<(Vec<u8>, FileStat)> {
+    fn read_file(&self, path: &Path) -> std::io::Result<crate::probe::FileRead> {
         self.record("read", path);
         OsProbe.read_file(path)
     }
@@ -767,4 +767,54 @@ fn l2_relative_alias_through_a_symlinked_scripts_dir() {
         e.argv
     );
     assert_eq!(strs(&e.argv).last().unwrap(), &link);
+}
+
+#[test]
+fn l19_symlink_into_a_world_writable_directory_is_refused() {
+    let fx = Fixture::new("");
+    let unsafe_dir = fx.p("drop");
+    std::fs::create_dir_all(&unsafe_dir).unwrap();
+    std::fs::set_permissions(&unsafe_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let link = fx.s("scripts/e.d/bin/python3");
+    // The config.
+    std::fs::rename(fx.p("scripts/launcher.toml"), unsafe_dir.join("launcher.toml")).unwrap();
+    let text = std::fs::read_to_string(unsafe_dir.join("launcher.toml"))
+        .unwrap()
+        .replace("../", "../scripts/../");
+    std::fs::write(unsafe_dir.join("launcher.toml"), text).unwrap();
+    symlink(unsafe_dir.join("launcher.toml"), fx.p("scripts/launcher.toml")).unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(
+        err.to_string()
+            .contains(&format!("directory {} is writable by others", unsafe_dir.display())),
+        "{err}"
+    );
+    assert!(err
+        .hint()
+        .unwrap()
+        .contains(&format!("chmod o-w {}", unsafe_dir.display())));
+    std::fs::set_permissions(&unsafe_dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(fx.plan(&[&link], &fx.vars(&[])).is_ok(), "sticky is fine");
+    std::fs::set_permissions(&unsafe_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::remove_file(fx.p("scripts/launcher.toml")).unwrap();
+    std::fs::rename(unsafe_dir.join("launcher.toml"), fx.p("scripts/launcher.toml")).unwrap();
+    fx.config("");
+    // env.toml and an override script.
+    std::fs::write(unsafe_dir.join("env.toml"), "[env]\nEVIL = \"1\"\n").unwrap();
+    symlink(unsafe_dir.join("env.toml"), fx.p("scripts/e-1.d/env.toml")).unwrap();
+    assert!(fx
+        .plan(&[&link], &fx.vars(&[]))
+        .unwrap_err()
+        .to_string()
+        .contains("env.toml"));
+    std::fs::remove_file(fx.p("scripts/e-1.d/env.toml")).unwrap();
+    exe(&unsafe_dir.join("python3.sh"));
+    std::fs::create_dir_all(fx.p("scripts/overrides")).unwrap();
+    symlink(unsafe_dir.join("python3.sh"), fx.p("scripts/overrides/python3.sh")).unwrap();
+    assert!(fx
+        .plan(&[&link], &fx.vars(&[]))
+        .unwrap_err()
+        .to_string()
+        .contains("override script"));
 }

@@ -43,13 +43,25 @@ impl FileStat {
     }
 }
 
+/// A file read whole by `Probe::read_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRead {
+    pub bytes: Vec<u8>,
+    /// `fstat` of the open file.
+    pub stat: FileStat,
+    /// `path` was a symlink (its final component), so where the file really
+    /// lives is somewhere else (L19 checks that directory too).
+    pub through_symlink: bool,
+}
+
 pub trait Probe {
     /// `readlink(2)`; an error (EINVAL) when the path is not a symlink.
     fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
     /// `stat(2)`, following symlinks.
     fn stat(&self, path: &Path) -> io::Result<FileStat>;
-    /// The whole file and the `fstat` of the open file (no race between them).
-    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)>;
+    /// The whole file and the `fstat` of the open file (no race between
+    /// them), and whether `path` itself is a symlink.
+    fn read_file(&self, path: &Path) -> io::Result<FileRead>;
     /// `access(R_OK)`.
     fn readable(&self, path: &Path) -> bool;
     /// Names in a directory (unsorted); only `overlays = "all"` needs it.
@@ -77,9 +89,20 @@ impl Probe for OsProbe {
         std::fs::metadata(path).map(|m| to_stat(&m))
     }
 
-    fn read_file(&self, path: &Path) -> io::Result<(Vec<u8>, FileStat)> {
+    fn read_file(&self, path: &Path) -> io::Result<FileRead> {
         use std::io::Read;
-        let mut file = std::fs::File::open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW first: the common case (not a symlink) then needs no
+        // readlink to know it; a symlink fails with ELOOP and is opened again.
+        let nofollow = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        let (mut file, through_symlink) = match nofollow {
+            Ok(file) => (file, false),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => (std::fs::File::open(path)?, true),
+            Err(e) => return Err(e),
+        };
         let meta = file.metadata()?;
         // Sized from the fstat above and read by hand: `read_to_end` would
         // fstat and lseek again (L23 counts every call).
@@ -97,7 +120,11 @@ impl Probe for OsProbe {
             }
         }
         bytes.truncate(filled);
-        Ok((bytes, to_stat(&meta)))
+        Ok(FileRead {
+            bytes,
+            stat: to_stat(&meta),
+            through_symlink,
+        })
     }
 
     fn readable(&self, path: &Path) -> bool {
