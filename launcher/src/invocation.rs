@@ -40,10 +40,16 @@ pub fn invoked_path(inv: &Invocation, vars: &Vars, probe: &dyn Probe) -> Option<
     let chosen: PathBuf = match (argv0, execfn) {
         (Some(a0), _) if a0.as_bytes().contains(&b'/') => PathBuf::from(a0),
         (Some(a0), Some(ef)) if Path::new(ef).file_name() == Some(a0.as_os_str()) => PathBuf::from(ef),
-        (Some(a0), ef) => match search_path(a0, vars.get("PATH"), probe, |_| true) {
-            Some(found) => found,
-            None => PathBuf::from(ef?),
-        },
+        // `exec -a NAME`: a NAME found on PATH counts only if it is the very
+        // file the kernel ran (`ls` or `python` elsewhere on PATH are not).
+        (Some(a0), ef) => {
+            let ran = ef.and_then(|ef| probe.stat(Path::new(ef)).ok());
+            let same_as_ran = |found: &crate::probe::FileStat| ran.is_none_or(|ran| ran.same_file(found));
+            match search_path(a0, vars.get("PATH"), probe, same_as_ran) {
+                Some(found) => found,
+                None => PathBuf::from(ef?),
+            }
+        }
         (None, Some(ef)) => PathBuf::from(ef),
         (None, None) => return None,
     };
@@ -326,6 +332,17 @@ mod tests {
         let bin = t.path().join("scripts/e-1.d/bin");
         let vars = Vars::from_pairs([("PATH", format!("/nonexistent:{}", bin.display()))]);
         let p = invoked_path(&inv("python3", Some("/other/name")), &vars, &OsProbe);
+        assert_eq!(p.unwrap(), bin.join("python3"));
+    }
+
+    #[test]
+    fn l1_exec_a_name_of_another_program_on_path_is_not_taken() {
+        let t = tree();
+        let bin = t.path().join("scripts/e-1.d/bin");
+        // `ls` on PATH is not the file the kernel ran.
+        let vars = Vars::from_pairs([("PATH", "/usr/bin:/bin")]);
+        let execfn = bin.join("python3").display().to_string();
+        let p = invoked_path(&inv("ls", Some(&execfn)), &vars, &OsProbe);
         assert_eq!(p.unwrap(), bin.join("python3"));
     }
 

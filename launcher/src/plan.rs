@@ -25,6 +25,9 @@ use crate::vars::Vars;
 pub const MAX_DEPTH: u32 = 3;
 /// Symlink hops followed when checking where a trusted file really lives.
 const MAX_TRUST_HOPS: usize = 8;
+/// Set inside the container to the runtime the outside hop used, so that
+/// `pbs_tmrsh` there can tell the remote node which runtime to run (L16).
+pub const RUNTIME_VAR: &str = "LAUNCHER_RUNTIME";
 /// The L21 counter, passed through the runtime in the host environment.
 pub const DEPTH_VAR: &str = "LAUNCHER_DEPTH";
 
@@ -596,7 +599,10 @@ impl Planner<'_> {
                     launch.path_var(self.vars),
                     self.probe,
                 )
-                .ok();
+                .ok()
+                // Inside, the runtime's dir is no longer on PATH (L13): the
+                // outside hop left its path in LAUNCHER_RUNTIME.
+                .or_else(|| self.vars.get(RUNTIME_VAR).filter(|r| !r.is_empty()).map(PathBuf::from));
                 if runtime.is_none() && !inside {
                     self.note(|| "pbs_tmrsh: no runtime found; the remote launcher will look for one".into());
                 }
@@ -744,6 +750,7 @@ impl Planner<'_> {
                 plan.set(name.as_str(), value.as_str());
             }
         }
+        set_unless_user(&mut plan, self.vars, RUNTIME_VAR, runtime.clone().into());
         plan.set(DEPTH_VAR, depth.to_string());
         Ok(plan)
     }

@@ -818,3 +818,26 @@ fn l19_symlink_into_a_world_writable_directory_is_refused() {
         .to_string()
         .contains("override script"));
 }
+
+#[test]
+fn l16_inside_pbs_tmrsh_names_the_runtime_the_outside_hop_used() {
+    let fx = Fixture::new("[commands.pbs_tmrsh]\nbuiltin = \"pbs_tmrsh\"\n");
+    let outside = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[]));
+    let recorded = outside
+        .env_value("APPTAINERENV_LAUNCHER_RUNTIME")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(recorded, fx.s("rt/apptainer"));
+    // Inside: the runtime's dir is not on PATH any more.
+    fx.go_inside();
+    let path = format!("{}:/usr/bin:/bin", fx.s("host"));
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/pbs_tmrsh"), "node2", "hostname"],
+        &fx.vars(&[("PATH", &path), ("LAUNCHER_RUNTIME", &recorded)]),
+    );
+    let argv = strs(&e.argv);
+    let at = argv.iter().position(|a| a == "--runtime").expect("--runtime passed on");
+    assert_eq!(argv[at + 1], recorded);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::FlavourSetting;
 use crate::error::LaunchError;
-use crate::invocation::split_path_list;
+use crate::invocation::{search_path, split_path_list};
 use crate::probe::Probe;
 
 /// Runtime names searched on `PATH`, in order of preference within a dir.
@@ -40,6 +40,13 @@ pub fn find_runtime(
         .map(|p| (p, "--runtime"))
         .or(configured.map(|p| (p, "runtime.path")));
     if let Some((path, source)) = explicit {
+        // A bare name (`--runtime apptainer`) means what a shell means by it:
+        // the one on PATH, never a file of that name in the current directory.
+        if !path.as_os_str().as_encoded_bytes().contains(&b'/') {
+            return search_path(path.as_os_str(), path_var, probe, |_| true).ok_or_else(|| LaunchError::NoRuntime {
+                looked: format!("{source} {}: not found on PATH", path.display()),
+            });
+        }
         return match probe.stat(path) {
             Ok(stat) if stat.is_executable_file() => Ok(path.to_path_buf()),
             Ok(_) => Err(LaunchError::NoRuntime {
@@ -146,6 +153,23 @@ mod tests {
             find_runtime(None, None, Some(list.as_ref()), &OsProbe).unwrap(),
             d1.join("apptainer")
         );
+    }
+
+    #[test]
+    fn l9_bare_runtime_name_is_looked_up_on_path() {
+        let t = tempfile::tempdir().unwrap();
+        exe(&t.path().join("apptainer"));
+        let found = find_runtime(Some(Path::new("apptainer")), None, Some(t.path().as_os_str()), &OsProbe).unwrap();
+        assert_eq!(found, t.path().join("apptainer"));
+        let e = find_runtime(
+            Some(Path::new("apptainer")),
+            None,
+            Some("/nonexistent".as_ref()),
+            &OsProbe,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+        assert!(e.to_string().contains("--runtime apptainer: not found on PATH"), "{e}");
     }
 
     #[test]
