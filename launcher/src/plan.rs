@@ -69,6 +69,24 @@ impl ExecPlan {
     /// assignments, then the command. `argv[0]` is shown through `exec -a`
     /// when it differs from the program path.
     pub fn shell_line(&self) -> String {
+        let command: Vec<String> = std::iter::once(quote(self.program.as_os_str()))
+            .chain(self.argv.iter().skip(1).map(|a| quote(a)))
+            .collect();
+        let command = command.join(" ");
+        let argv0_differs = self.argv.first().is_some_and(|a| Path::new(a) != self.program);
+        if argv0_differs {
+            // bash's `exec -a` sets argv[0]; a subshell keeps the changes to
+            // the environment out of the caller's shell.
+            let mut line = String::from("(");
+            for name in &self.unset_env {
+                line.push_str(&format!("unset {}; ", quote(name)));
+            }
+            for (name, value) in &self.set_env {
+                line.push_str(&format!("export {}; ", assignment(name, value)));
+            }
+            line.push_str(&format!("exec -a {} {command})", quote(&self.argv[0])));
+            return line;
+        }
         let mut words: Vec<String> = Vec::new();
         if !self.unset_env.is_empty() {
             words.push("env".into());
@@ -77,12 +95,7 @@ impl ExecPlan {
             }
         }
         words.extend(self.set_env.iter().map(|(n, v)| assignment(n, v)));
-        let argv0_differs = self.argv.first().is_some_and(|a| Path::new(a) != self.program);
-        if argv0_differs && self.unset_env.is_empty() && self.set_env.is_empty() {
-            words.push(format!("exec -a {}", quote(&self.argv[0])));
-        }
-        words.push(quote(self.program.as_os_str()));
-        words.extend(self.argv.iter().skip(1).map(|a| quote(a)));
+        words.push(command);
         words.join(" ")
     }
 }

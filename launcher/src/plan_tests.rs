@@ -841,3 +841,34 @@ fn l16_inside_pbs_tmrsh_names_the_runtime_the_outside_hop_used() {
     let at = argv.iter().position(|a| a == "--runtime").expect("--runtime passed on");
     assert_eq!(argv[at + 1], recorded);
 }
+
+/// L17/L6: the printed line, pasted into bash, runs the same program with
+/// the same argv[0], environment changes and arguments.
+#[test]
+fn l17_shell_line_keeps_argv0_and_environment() {
+    let script = r#"printf '%s|' "$FOO" "${GONE-unset}"; tr '\0' '|' < /proc/$$/cmdline"#;
+    let mut plan = ExecPlan::new(
+        PathBuf::from("/bin/sh"),
+        vec![
+            "/scripts/e.d/bin/python3".into(),
+            "-c".into(),
+            script.into(),
+            "a b".into(),
+        ],
+    );
+    plan.set("FOO", "it's");
+    plan.unset_env.push("GONE".into());
+    let line = plan.shell_line();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&line)
+        .env("GONE", "x")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("it's|unset|/scripts/e.d/bin/python3|-c|"),
+        "{line}\n{text}"
+    );
+    assert!(text.ends_with("|a b|"), "{line}\n{text}");
+}
