@@ -811,7 +811,13 @@ impl<'a> ScriptsBinMatcher<'a> {
     }
 
     fn matches(&self, entry: &Path, probe: &dyn Probe) -> bool {
-        let bytes = entry.as_os_str().as_bytes();
+        let collapsed;
+        let mut bytes = entry.as_os_str().as_bytes();
+        if bytes.windows(2).any(|w| w == b"//") {
+            // `/apps//scripts/e.d/bin` names the same directory.
+            collapsed = collapse_slashes(bytes);
+            bytes = &collapsed;
+        }
         if self.known.iter().any(|k| k.as_slice() == bytes) {
             return true;
         }
@@ -830,6 +836,17 @@ impl<'a> ScriptsBinMatcher<'a> {
         }
         resolve_env_alias(Path::new(OsStr::from_bytes(env_dir)), probe).as_deref() == Some(self.env)
     }
+}
+
+/// `a//b///c` → `a/b/c`.
+fn collapse_slashes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -666,7 +666,7 @@ fn l13_any_alias_spelling_of_the_scripts_bin_is_replaced() {
     std::fs::create_dir_all(fx.p("scripts/e-2.d/bin")).unwrap(); // another env: kept
     let path = format!(
         "{}:{}/:{}:{}",
-        fx.s("scripts/e-stable.d/bin"),
+        fx.s("scripts//e-stable.d/bin"),
         fx.s("scripts/other.d/bin"),
         fx.s("scripts/e-2.d/bin"),
         fx.path_var()
