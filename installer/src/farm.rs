@@ -228,58 +228,21 @@ fn build(
         }
     }
     let launcher_bytes = launcher_binary(site, opts)?;
-    if !opts.dry_run {
-        // Before anything else: relative config paths may lead through it.
-        ensure_scripts_dir(&site.scripts)?;
-    }
-    let all;
-    let envs = match envs {
-        Some(envs) => envs,
-        None => {
-            all = site.envs_with_images()?;
-            if all.is_empty() {
-                ui.warn(format!("no images (*.sqsh) in {}", site.envs_dir()?.display()));
-            }
-            &all
-        }
-    };
-    // Read every image first: a bad one stops the run before anything changes.
-    let progress = ui.progress(envs.len() as u64, "reading images");
-    let mut plans = Vec::new();
-    for env in envs {
-        refuse_alias(site, env)?;
-        let image = EnvImage::open(&site.image_path(env)?)?;
-        let desired = desired_tree(site, env, &image)?;
-        for s in &desired.skipped {
-            ui.warn(format!(
-                "{}: skipping bin entry {}: {}",
-                image.path().display(),
-                shown(&s.name),
-                s.why
-            ));
-        }
-        for n in &desired.activation.not_captured {
-            ui.warn(format!(
-                "{}: activation script {} not captured ({}); its variables are not in {env}.d/{ENV_FILE_NAME}",
-                image.path().display(),
-                n.script,
-                n.reason
-            ));
-        }
-        plans.push((env.clone(), desired.tree));
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-
     if opts.dry_run {
+        let plans = plan(site, envs, ui)?;
         return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
     }
+    // Before anything else: relative config paths may lead through it.
+    ensure_scripts_dir(&site.scripts)?;
+    // The lock before the images: a run that waited for a deploy must see
+    // the image that deploy put live.
     let _lock = match held {
         Some(_) => None,
         None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
             eprintln!("installer: {msg}")
         })?),
     };
+    let plans = plan(site, envs, ui)?;
 
     if let Some(bytes) = &launcher_bytes {
         if install_file(&site.launcher_path(), bytes, 0o755)? {
@@ -317,6 +280,50 @@ fn build(
         retired.remove()?;
     }
     Ok(outcomes)
+}
+
+/// The desired tree of each of `envs` (`None`: every env with an image),
+/// read from the images. Every image is read first: a bad one stops the
+/// run before anything changes.
+fn plan(site: &Site, envs: Option<&[String]>, ui: &Ui) -> Result<Vec<(String, Tree)>> {
+    let all;
+    let envs = match envs {
+        Some(envs) => envs,
+        None => {
+            all = site.envs_with_images()?;
+            if all.is_empty() {
+                ui.warn(format!("no images (*.sqsh) in {}", site.envs_dir()?.display()));
+            }
+            &all
+        }
+    };
+    let progress = ui.progress(envs.len() as u64, "reading images");
+    let mut plans = Vec::new();
+    for env in envs {
+        refuse_alias(site, env)?;
+        let image = EnvImage::open(&site.image_path(env)?)?;
+        let desired = desired_tree(site, env, &image)?;
+        for s in &desired.skipped {
+            ui.warn(format!(
+                "{}: skipping bin entry {}: {}",
+                image.path().display(),
+                shown(&s.name),
+                s.why
+            ));
+        }
+        for n in &desired.activation.not_captured {
+            ui.warn(format!(
+                "{}: activation script {} not captured ({}); its variables are not in {env}.d/{ENV_FILE_NAME}",
+                image.path().display(),
+                n.script,
+                n.reason
+            ));
+        }
+        plans.push((env.clone(), desired.tree));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(plans)
 }
 
 /// An alias (`<env>.d` -> another env's tree) is moved by `alias`, never

@@ -357,3 +357,22 @@ fn i9_an_alias_is_not_rebuilt_in_place() {
     assert!(stderr(&out).contains("is an alias"), "{}", stderr(&out));
     assert_eq!(link_target(&f.env_dir("e")), Path::new("e-1.d"));
 }
+
+#[test]
+fn i4_farm_waiting_for_the_lock_reads_the_image_live_when_it_gets_it() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"a")]);
+    f.farm("e");
+    let lock = f.hold_lock();
+    let waiting = spawn_waiting(f.installer().args(["farm", "e"]).arg("--launcher").arg(&f.launcher));
+    // What a deploy holding the lock does: put a new image live.
+    f.image("e", &[Entry::File(b"b")]);
+    drop(lock);
+    let (code, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        f.bin_names("e"),
+        vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()],
+        "the tree is not the one of the image live when the lock was taken"
+    );
+}
