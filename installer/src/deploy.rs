@@ -123,6 +123,23 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
         ));
     } else {
         let temp = copy_to_temp(&image, &paths.envs, &opts.env, ui)?;
+        // IMAGE may have changed while this run waited for the lock: what
+        // goes live is the copy, so the copy is what must be an image of
+        // this env (the check above only fails early).
+        EnvImage::open(temp.path())
+            .and_then(|copy| copy.bin_entries(&site.bin_in_image(&opts.env), &opts.env))
+            .map_err(|e| match e {
+                InstallError::Image { reason, .. } => InstallError::Image {
+                    path: image.clone(),
+                    reason: format!("{reason} (in the copy taken after waiting for the lock)"),
+                },
+                InstallError::NoBinDir { inner, env, .. } => InstallError::NoBinDir {
+                    path: image.clone(),
+                    inner,
+                    env,
+                },
+                other => other,
+            })?;
         fault::after("copy");
         temp.as_file()
             .sync_all()

@@ -202,3 +202,21 @@ fn i6_dry_run_changes_nothing() {
     assert_eq!(bytes(&f.live(ENV)), a);
     assert_eq!(fs::read_dir(&f.envs).unwrap().count(), before);
 }
+
+#[test]
+fn i6_image_replaced_while_waiting_for_the_lock_is_checked_again() {
+    let (f, a, _) = site();
+    deployed(&f, "a.sqsh");
+    let other = f.pack("other", &["x"], &[], "other.sqsh");
+    let image = f.root().join("next.sqsh");
+    fs::copy(f.root().join("b.sqsh"), &image).unwrap();
+    let lock = f.hold_lock();
+    let waiting = spawn_waiting(&mut f.deploy(&image, ENV));
+    fs::rename(&other, &image).unwrap();
+    drop(lock);
+    let (code, err) = waiting.finish();
+    assert_eq!(bytes(&f.live(ENV)), a, "the live image changed: {err}");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains(&image.display().to_string()), "{err}");
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+}
