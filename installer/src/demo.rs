@@ -27,7 +27,7 @@ use std::process::Command;
 use crate::error::{io_reason, InstallError, Result};
 use crate::farm::{self, FarmOptions};
 use crate::runtime;
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::ui::Ui;
 
 pub const DEFAULT_ENV: &str = "demo-1.0";
@@ -67,12 +67,7 @@ pub enum EnvKind {
 }
 
 pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
-    if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!(
-            "'{}' is not a valid environment name",
-            opts.env
-        )));
-    }
+    check_env_name(&opts.env)?;
     let mksquashfs = runtime::which("mksquashfs").ok_or(InstallError::MissingTool {
         tool: "mksquashfs",
         package: "squashfs-tools",

@@ -31,7 +31,7 @@ use crate::fault;
 use crate::image::EnvImage;
 use crate::lock::{self, ScriptsLock};
 use crate::modulefile;
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, sync_dir, Live};
 use crate::ui::Ui;
 
@@ -218,9 +218,7 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
 }
 
 fn check_env(site: &Site, env: &str) -> Result<()> {
-    if !valid_env_name(env) {
-        return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
-    }
+    check_env_name(env)?;
     // An alias is moved by `installer alias`, never deployed to.
     if let Ok(Live::Alias(target)) = swap::inspect(&site.scripts, env) {
         return Err(InstallError::Usage(format!(

@@ -18,7 +18,7 @@ use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
 use crate::image::{EntryKind, EnvImage};
 use crate::lock::{self, ScriptsLock};
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, Live, Retired, Swapper};
 use crate::tree::{Diff, Node, Tree};
 use crate::ui::Ui;
@@ -223,9 +223,7 @@ fn build(
     held: Option<&ScriptsLock>,
 ) -> Result<Vec<(String, Outcome)>> {
     for env in envs.unwrap_or_default() {
-        if !valid_env_name(env) {
-            return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
-        }
+        check_env_name(env)?;
     }
     let launcher_bytes = launcher_binary(site, opts)?;
     if opts.dry_run {

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use crate::error::{io_reason, InstallError, Result};
 use crate::image::EnvImage;
 use crate::runtime;
-use crate::site::valid_env_name;
+use crate::site::check_env_name;
 use crate::swap::sync_dir;
 use crate::ui::Ui;
 
@@ -73,12 +73,7 @@ pub struct PackOptions {
 
 /// Pack `opts.prefix` into `opts.output`.
 pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
-    if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!(
-            "'{}' is not a valid environment name",
-            opts.env
-        )));
-    }
+    check_env_name(&opts.env)?;
     if !opts.container_prefix.is_absolute() {
         return Err(InstallError::Usage(format!(
             "container prefix '{}' must be an absolute path",
