@@ -257,7 +257,7 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
 /// directory writable by others without the sticky bit.
 fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
     let mut files = vec![site.config_path(), site.launcher_path()];
-    let mut dirs = vec![site.scripts.clone()];
+    let mut dirs = vec![site.scripts.clone(), site.scripts.join(swap::VERSIONS_DIR)];
     for command in site.config.commands.values() {
         files.extend(command.script.clone());
     }
@@ -271,6 +271,11 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
         let env_dir = site.env_dir(env);
         if !env_dir.exists() {
             continue;
+        }
+        // In the versioned layout, also `.versions/<env>.ID` (its parent).
+        if let Ok(real) = std::fs::canonicalize(&env_dir) {
+            dirs.extend(real.parent().map(Path::to_path_buf));
+            dirs.push(real);
         }
         files.push(env_dir.join(ENV_FILE_NAME));
         files.extend(visible_files(&env_dir.join("overrides")));

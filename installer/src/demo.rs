@@ -93,7 +93,7 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     }
 
     let parent = dir.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(parent).map_err(|e| InstallError::io(parent, e))?;
+    crate::swap::create_dirs(parent).map_err(|e| InstallError::io(parent, e))?;
     let leaf = dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -196,7 +196,7 @@ fn print_plan(dir: &Path, opts: &DemoOptions, launcher: &Path, runtime: Option<&
 }
 
 fn mkdir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).map_err(|e| InstallError::io(path, e))?;
+    crate::swap::create_dirs(path).map_err(|e| InstallError::io(path, e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| InstallError::io(path, e))
 }
 

@@ -241,7 +241,7 @@ fn check_env(site: &Site, env: &str) -> Result<()> {
 fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<ScriptsLock> {
     farm::ensure_scripts_dir(&site.scripts)?;
     for dir in [&paths.envs, &paths.backup_dir] {
-        fs::create_dir_all(dir).map_err(|e| InstallError::io(dir, e))?;
+        swap::create_dirs(dir).map_err(|e| InstallError::io(dir, e))?;
     }
     lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))
 }

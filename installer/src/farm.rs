@@ -415,7 +415,7 @@ pub fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
         path: scripts.to_path_buf(),
         reason,
     };
-    std::fs::create_dir_all(scripts).map_err(|e| not_writable(crate::error::io_reason(&e)))?;
+    swap::create_dirs(scripts).map_err(|e| not_writable(crate::error::io_reason(&e)))?;
     nix::unistd::access(scripts, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
         .map_err(|e| not_writable(e.desc().to_string()))
 }

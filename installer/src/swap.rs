@@ -63,6 +63,28 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     Ok(true)
 }
 
+/// Create `dir` and its missing parents with mode 0755 whatever the umask:
+/// the launcher refuses a directory writable by others (L19), and one
+/// writable by the group or others would let them put code in users' way.
+/// Directories that exist already are left as they are.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_dirs(parent)?;
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fsync` a directory, so that the renames and links made in it survive
 /// a crash of the machine (not only of the process).
 pub fn sync_dir(dir: &Path) -> Result<()> {
@@ -230,11 +252,7 @@ impl Swapper {
         warn: &dyn Fn(&str),
     ) -> Result<Retired> {
         let versions = self.scripts.join(VERSIONS_DIR);
-        match fs::DirBuilder::new().create(&versions) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(InstallError::io(&versions, e)),
-        }
+        create_dirs(&versions).map_err(|e| InstallError::io(&versions, e))?;
         let root = self.stage_dir(&versions, &format!("{env}."))?;
         let leaf = format!("{env}.d");
         let mut with_helpers = Tree::default();
