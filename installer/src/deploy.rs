@@ -116,6 +116,9 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     remove_if_present(&paths.journal)?;
 
     if same_contents(&image, &paths.live).map_err(|e| InstallError::io(&paths.live, e))? {
+        // As a fresh copy would be: readable by every user.
+        fs::set_permissions(&paths.live, fs::Permissions::from_mode(0o644))
+            .map_err(|e| InstallError::io(&paths.live, e))?;
         ui.info(format!(
             "{}: identical to {}; image unchanged",
             paths.live.display(),

@@ -220,3 +220,14 @@ fn i6_image_replaced_while_waiting_for_the_lock_is_checked_again() {
     assert!(err.contains(&image.display().to_string()), "{err}");
     assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
 }
+
+#[test]
+fn i6_deploying_the_live_image_again_makes_it_readable() {
+    let (f, _, _) = site();
+    deployed(&f, "a.sqsh");
+    fs::set_permissions(f.live(ENV), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    deployed(&f, "a.sqsh");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(f.live(ENV)).unwrap().permissions());
+    assert_eq!(mode & 0o7777, 0o644);
+    f.check_clean();
+}
