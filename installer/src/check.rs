@@ -52,6 +52,12 @@ pub fn run(site: &Site, only: &[String]) -> Report {
     }
     check_aliases(site, &mut report);
     check_interrupted_deploys(site, &mut report);
+    for path in swap::leftovers(&site.scripts) {
+        report.warning(format!(
+            "{}: left by an interrupted installer run; the next `installer farm` removes it",
+            path.display()
+        ));
+    }
     check_permissions(site, &envs, &mut report);
     check_access(site, &envs, &mut report);
     check_visibility(site, &mut report);
@@ -242,6 +248,11 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
             if let Some(env) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".rollback")) {
                 report.problem(format!(
                     "{}: a rollback of {env} was interrupted; run `installer rollback --env {env}` to finish it",
+                    entry.path().display()
+                ));
+            } else if let Some(env) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".sqsh.prev")) {
+                report.warning(format!(
+                    "{}: left by an interrupted rollback of {env}; `installer rollback --env {env}` or the next deploy of {env} removes it",
                     entry.path().display()
                 ));
             } else if name.starts_with('.') && name.contains(".sqsh.new-") {

@@ -112,7 +112,9 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     }
     let lock = prepare(site, &paths, opts)?;
     remove_stale(&paths, &opts.env)?;
-    // A rollback interrupted before is superseded by this deploy.
+    // A rollback interrupted before is superseded by this deploy: the image
+    // it kept aside goes (the live one becomes the backup), then its journal.
+    remove_if_present(&paths.prev)?;
     remove_if_present(&paths.journal)?;
 
     if same_contents(&image, &paths.live).map_err(|e| InstallError::io(&paths.live, e))? {

@@ -240,6 +240,11 @@ fn build(
             eprintln!("installer: {msg}")
         })?),
     };
+    // What a run killed part-way left: only this run can be writing here.
+    for path in swap::leftovers(&site.scripts) {
+        swap::remove_any(&path).map_err(|e| InstallError::io(&path, e))?;
+        ui.info(format!("removed {}, left by an interrupted run", path.display()));
+    }
     let plans = plan(site, envs, ui)?;
 
     if let Some(bytes) = &launcher_bytes {

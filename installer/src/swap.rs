@@ -142,6 +142,54 @@ fn version_root_of(target: &Path, env: &str) -> Option<PathBuf> {
     ours.then(|| Path::new(versions).join(id))
 }
 
+/// What runs killed part-way leave in `<scripts>`: staging and retired
+/// trees (`.<env>.d.new-*`, `.<env>.d.old-*`), temporary links
+/// (`.<env>.d.link-*`) and files (`.NAME.new-*`), scratch directories
+/// (`.exchange-probe-*`), and versioned trees (`.versions/*`) that no
+/// `<env>.d` link points at. Only safe to remove under the lock.
+pub fn leftovers(scripts: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut live_roots = Vec::new();
+    let Ok(entries) = fs::read_dir(scripts) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(env) = name.strip_suffix(".d") {
+            if let Ok(Live::Versioned(root)) = inspect(scripts, env) {
+                live_roots.extend(root.file_name().map(|n| n.to_os_string()));
+            }
+        } else if name.starts_with('.')
+            && (name.contains(".new-")
+                || name.contains(".d.old-")
+                || name.contains(".d.link-")
+                || name.starts_with(".exchange-probe-"))
+        {
+            found.push(entry.path());
+        }
+    }
+    if let Ok(entries) = fs::read_dir(scripts.join(VERSIONS_DIR)) {
+        for entry in entries.flatten() {
+            if !live_roots.contains(&entry.file_name()) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Remove a file, link or whole directory (not following links).
+pub fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether `renameat2(RENAME_EXCHANGE)` works in directory `dir`: tried on
 /// two scratch directories, since only the file system can tell.
 pub fn exchange_supported(dir: &Path) -> bool {

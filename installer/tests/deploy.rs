@@ -231,3 +231,24 @@ fn i6_deploying_the_live_image_again_makes_it_readable() {
     assert_eq!(mode & 0o7777, 0o644);
     f.check_clean();
 }
+
+#[test]
+fn i6_deploy_removes_the_image_an_unfinished_rollback_kept_aside() {
+    let (f, a, _) = site();
+    deployed(&f, "a.sqsh");
+    deployed(&f, "b.sqsh");
+    let prev = f.envs.join(".backup").join(format!(".{ENV}.sqsh.prev"));
+    fs::write(&prev, &a).unwrap();
+    let text = stdout(&f.check_clean());
+    assert!(
+        text.contains(&format!(
+            ".backup/.{ENV}.sqsh.prev: left by an interrupted rollback of {ENV}"
+        )),
+        "{text}"
+    );
+    deployed(&f, "a.sqsh");
+    assert!(!prev.exists(), "{} is still there", prev.display());
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+    let text = stdout(&f.check_clean());
+    assert!(!text.contains("warning: "), "{text}");
+}

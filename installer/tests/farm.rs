@@ -376,3 +376,67 @@ fn i4_farm_waiting_for_the_lock_reads_the_image_live_when_it_gets_it() {
         "the tree is not the one of the image live when the lock was taken"
     );
 }
+
+#[test]
+fn leftovers_of_a_killed_run_are_reported_by_check_and_removed_by_farm() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"a")]);
+    let farm = || {
+        let out = f
+            .installer()
+            .args(["farm", "e", "--launcher"])
+            .arg(&f.launcher)
+            .env(installer::swap::NO_EXCHANGE_VAR, "1")
+            .output()
+            .unwrap();
+        assert_success(&out);
+        stdout(&out)
+    };
+    farm();
+    let live_root = fs::canonicalize(f.env_dir("e"))
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let versions = f.scripts.join(".versions");
+    assert!(live_root.starts_with(fs::canonicalize(&versions).unwrap()));
+    let left = [
+        f.scripts.join(".e.d.new-Ab12Cd"),
+        f.scripts.join(".e.d.old-4242"),
+        f.scripts.join(".e.d.link-4242"),
+        f.scripts.join(".launcher.new-Xy12"),
+        versions.join("e.Zz98Yy"),
+    ];
+    fs::create_dir_all(left[0].join("bin")).unwrap();
+    fs::create_dir(&left[1]).unwrap();
+    std::os::unix::fs::symlink(".versions/e.Zz98Yy/e.d", &left[2]).unwrap();
+    fs::write(&left[3], b"partial").unwrap();
+    fs::create_dir_all(left[4].join("e.d/bin")).unwrap();
+
+    let text = stdout(&f.check_clean());
+    for path in &left {
+        assert!(
+            text.contains(&format!(
+                "warning: {}: left by an interrupted installer run",
+                path.display()
+            )),
+            "{}: {text}",
+            path.display()
+        );
+    }
+    let text = farm();
+    for path in &left {
+        assert!(
+            fs::symlink_metadata(path).is_err(),
+            "{} is still there: {text}",
+            path.display()
+        );
+    }
+    assert!(live_root.is_dir(), "the live versioned tree was removed");
+    assert_eq!(
+        f.bin_names("e"),
+        vec![b"a".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]
+    );
+    let text = stdout(&f.check_clean());
+    assert!(!text.contains("warning: "), "{text}");
+}
