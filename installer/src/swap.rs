@@ -60,6 +60,7 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     };
     write(&mut temp).map_err(|e| InstallError::io(temp.path(), e))?;
     temp.persist(dest).map_err(|e| InstallError::io(dest, e.error))?;
+    sync_dir(dir)?;
     Ok(true)
 }
 
@@ -283,12 +284,15 @@ impl Swapper {
             // Nothing to exchange with; a rename onto a free name is atomic.
             fs::rename(staged.path(), live_path).map_err(|e| InstallError::io(live_path, e))?;
             let _ = staged.keep();
+            sync_dir(&self.scripts)?;
             return Ok(Retired::default());
         }
         renameat2(None, staged.path(), None, live_path, RenameFlags::RENAME_EXCHANGE)
             .map_err(|e| errno_error(live_path, e))?;
         // The staging name now holds the old tree.
-        Ok(Retired(vec![staged.keep()]))
+        let old = staged.keep();
+        sync_dir(&self.scripts)?;
+        Ok(Retired(vec![old]))
     }
 
     fn replace_versioned(
@@ -317,6 +321,7 @@ impl Swapper {
             .write_into(root.path())
             .map_err(|e| InstallError::io(root.path(), e))?;
 
+        sync_dir(&versions)?;
         let id = root.path().file_name().unwrap_or_default().to_os_string();
         let target = Path::new(VERSIONS_DIR).join(&id).join(&leaf);
         let temp_link = self.scripts.join(format!(".{env}.d.link-{}", std::process::id()));
@@ -348,6 +353,7 @@ impl Swapper {
             return Err(InstallError::io(live_path, e));
         }
         let _ = root.keep();
+        sync_dir(&self.scripts)?;
         Ok(retired)
     }
 
