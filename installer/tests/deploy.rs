@@ -252,3 +252,34 @@ fn i6_deploy_removes_the_image_an_unfinished_rollback_kept_aside() {
     let text = stdout(&f.check_clean());
     assert!(!text.contains("warning: "), "{text}");
 }
+
+#[test]
+fn i8_an_activation_value_with_a_control_character_is_not_captured() {
+    let f = Fixture::new();
+    let image = f.pack(
+        ENV,
+        &["tool"],
+        &[("a.sh", "export TABBED=\"x\ty\"\n"), ("b.sh", "export PLAIN=ok\n")],
+        "a.sqsh",
+    );
+    let out = f
+        .deploy(&image, ENV)
+        .arg("--modules")
+        .arg(f.root().join("modules/conda"))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("activate.d/a.sh not captured (line 1: the value of TABBED contains a control character"),
+        "{}",
+        stderr(&out)
+    );
+    let module = fs::read_to_string(f.root().join("modules/conda").join(ENV)).unwrap();
+    assert!(!module.contains("TABBED") && !module.contains("\\t"), "{module}");
+    assert!(module.contains("setenv PLAIN ok"), "{module}");
+    let facts = fs::read_to_string(f.env_dir(ENV).join("env.toml")).unwrap();
+    assert!(
+        facts.contains("not_captured = [\"etc/conda/activate.d/a.sh\"]") && !facts.contains("TABBED"),
+        "{facts}"
+    );
+}
