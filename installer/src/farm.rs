@@ -256,7 +256,9 @@ fn build(
         ui.info(format!("installed {}", site.config_path().display()));
     }
 
-    let swapper = Swapper::new(&site.scripts, &site.config.launcher_name);
+    // Built at the first change: its probe of RENAME_EXCHANGE changes
+    // `<scripts>` (two scratch directories), which an unchanged run must not.
+    let mut swapper = None;
     let mut retired = Retired::default();
     let mut outcomes = Vec::new();
     let progress = ui.progress(plans.len() as u64, "building farms");
@@ -267,6 +269,7 @@ fn build(
             Outcome::Unchanged
         } else {
             let warn = |msg: &str| ui.warn(msg);
+            let swapper = swapper.get_or_insert_with(|| Swapper::new(&site.scripts, &site.config.launcher_name));
             retired.extend(swapper.replace(&env, &tree, &live, &warn)?);
             ui.info(format!(
                 "{env}: {}",

@@ -168,17 +168,25 @@ fn i3_second_run_is_unchanged_and_touches_nothing() {
     let f = Fixture::new();
     f.image("e-2", &files(&numbered(50)));
     f.farm("e-2");
+    // `<scripts>` itself too: not even a probe of the file system in it.
+    let scripts = |f: &Fixture| {
+        let meta = fs::metadata(&f.scripts).unwrap();
+        (meta.mtime(), meta.mtime_nsec())
+    };
     let before = (
         snapshot(&f.env_dir("e-2")),
         snapshot(&f.scripts.join("launcher")),
         snapshot(&f.scripts.join("launcher.toml")),
+        scripts(&f),
     );
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let out = f.farm("e-2");
     assert_eq!(stdout(&out).trim(), "e-2: unchanged (52 links)");
     let after = (
         snapshot(&f.env_dir("e-2")),
         snapshot(&f.scripts.join("launcher")),
         snapshot(&f.scripts.join("launcher.toml")),
+        scripts(&f),
     );
     assert_eq!(before, after);
 }
