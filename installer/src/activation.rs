@@ -103,6 +103,12 @@ pub fn parse_script(text: &str, known: &BTreeMap<String, String>) -> Result<BTre
             match split_assignment(word) {
                 Some((name, raw)) => {
                     let value = expand(raw, &vars).map_err(at)?;
+                    if value.chars().any(char::is_control) {
+                        // Lmod rejects a modulefile holding `\t` and the like.
+                        return Err(at(format!(
+                            "the value of {name} contains a control character (a modulefile cannot set it)"
+                        )));
+                    }
                     vars.insert(name.to_string(), value.clone());
                     if is_export || exported.contains_key(name) {
                         exported.insert(name.to_string(), value);
@@ -338,6 +344,10 @@ mod tests {
             (
                 "\nexport A=$HOME/x\n",
                 "line 2: refers to $HOME, which is only known at run time",
+            ),
+            (
+                "export B=ok\nexport A=\"x\ty\"\n",
+                "line 2: the value of A contains a control character (a modulefile cannot set it)",
             ),
             (
                 "export A=${B:-x}\n",

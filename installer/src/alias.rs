@@ -13,7 +13,7 @@ use crate::deploy::replace_symlink;
 use crate::error::{InstallError, Result};
 use crate::lock;
 use crate::modulefile;
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::swap::{self, sync_dir, Live};
 use crate::ui::Ui;
 
@@ -30,9 +30,7 @@ pub struct AliasOptions {
 pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
     let name = &opts.name;
     for n in std::iter::once(name).chain(opts.target.as_ref()) {
-        if !valid_env_name(n) {
-            return Err(InstallError::Usage(format!("'{n}' is not a valid environment name")));
-        }
+        check_env_name(n)?;
     }
     let envs = site.envs_dir()?.to_path_buf();
     let scripts_link = site.env_dir(name);

@@ -52,7 +52,14 @@ pub fn run(site: &Site, only: &[String]) -> Report {
     }
     check_aliases(site, &mut report);
     check_interrupted_deploys(site, &mut report);
+    for path in swap::leftovers(&site.scripts) {
+        report.warning(format!(
+            "{}: left by an interrupted installer run; the next `installer farm` removes it",
+            path.display()
+        ));
+    }
     check_permissions(site, &envs, &mut report);
+    check_access(site, &envs, &mut report);
     check_visibility(site, &mut report);
     report.envs = envs;
     report
@@ -243,6 +250,11 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
                     "{}: a rollback of {env} was interrupted; run `installer rollback --env {env}` to finish it",
                     entry.path().display()
                 ));
+            } else if let Some(env) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".sqsh.prev")) {
+                report.warning(format!(
+                    "{}: left by an interrupted rollback of {env}; `installer rollback --env {env}` or the next deploy of {env} removes it",
+                    entry.path().display()
+                ));
             } else if name.starts_with('.') && name.contains(".sqsh.new-") {
                 report.warning(format!(
                     "{}: left by an interrupted deploy; the next deploy of that env removes it",
@@ -257,7 +269,7 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
 /// directory writable by others without the sticky bit.
 fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
     let mut files = vec![site.config_path(), site.launcher_path()];
-    let mut dirs = vec![site.scripts.clone()];
+    let mut dirs = vec![site.scripts.clone(), site.scripts.join(swap::VERSIONS_DIR)];
     for command in site.config.commands.values() {
         files.extend(command.script.clone());
     }
@@ -271,6 +283,11 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
         let env_dir = site.env_dir(env);
         if !env_dir.exists() {
             continue;
+        }
+        // In the versioned layout, also `.versions/<env>.ID` (its parent).
+        if let Ok(real) = std::fs::canonicalize(&env_dir) {
+            dirs.extend(real.parent().map(Path::to_path_buf));
+            dirs.push(real);
         }
         files.push(env_dir.join(ENV_FILE_NAME));
         files.extend(visible_files(&env_dir.join("overrides")));
@@ -309,6 +326,57 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
                 "directory {} is writable by others without the sticky bit (L19): chmod o-w {}",
                 real.display(),
                 real.display()
+            ));
+        }
+    }
+}
+
+/// Every user must be able to run what is installed: execute the launcher,
+/// read the config, each `env.toml` and image, and search every directory
+/// on the way to them.
+fn check_access(site: &Site, envs: &[String], report: &mut Report) {
+    const READ: (u32, &str, &str) = (0o004, "readable", "o+r");
+    const EXEC: (u32, &str, &str) = (0o001, "executable", "o+x");
+    const SEARCH: (u32, &str, &str) = (0o001, "searchable", "o+x");
+    let mut needs = vec![
+        (site.launcher_path(), EXEC),
+        (site.config_path(), READ),
+        (site.scripts.clone(), SEARCH),
+    ];
+    if let Ok(dir) = site.envs_dir() {
+        needs.push((dir.to_path_buf(), SEARCH));
+    }
+    for env in envs {
+        let env_dir = site.env_dir(env);
+        if let Ok(real) = std::fs::canonicalize(&env_dir) {
+            if let Ok(scripts) = std::fs::canonicalize(&site.scripts) {
+                // The versioned layout: `.versions` and `.versions/<env>.ID`.
+                let mut dir = real.parent();
+                while let Some(d) = dir.filter(|d| d.starts_with(&scripts) && *d != scripts) {
+                    needs.push((d.to_path_buf(), SEARCH));
+                    dir = d.parent();
+                }
+            }
+        }
+        needs.push((env_dir.clone(), SEARCH));
+        needs.push((env_dir.join("bin"), SEARCH));
+        needs.push((env_dir.join(ENV_FILE_NAME), READ));
+        if let Ok(image) = site.image_path(env) {
+            needs.push((image, READ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (path, (bit, what, chmod)) in needs {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if !seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & bit == 0 {
+            report.problem(format!(
+                "{} is not {what} by other users (mode {mode:04o}), so they cannot use this installation: chmod {chmod} {}",
+                path.display(),
+                path.display()
             ));
         }
     }

@@ -355,12 +355,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                     site.config_source.display()
                 ))
             })?;
-            if !crate::site::valid_env_name(&args.env) {
-                return Err(InstallError::Usage(format!(
-                    "'{}' is not a valid environment name",
-                    args.env
-                )));
-            }
+            crate::site::check_env_name(&args.env)?;
             let _lock = if args.dry_run {
                 None
             } else {

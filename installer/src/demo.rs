@@ -27,7 +27,7 @@ use std::process::Command;
 use crate::error::{io_reason, InstallError, Result};
 use crate::farm::{self, FarmOptions};
 use crate::runtime;
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::ui::Ui;
 
 pub const DEFAULT_ENV: &str = "demo-1.0";
@@ -67,12 +67,7 @@ pub enum EnvKind {
 }
 
 pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
-    if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!(
-            "'{}' is not a valid environment name",
-            opts.env
-        )));
-    }
+    check_env_name(&opts.env)?;
     let mksquashfs = runtime::which("mksquashfs").ok_or(InstallError::MissingTool {
         tool: "mksquashfs",
         package: "squashfs-tools",
@@ -98,7 +93,7 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     }
 
     let parent = dir.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(parent).map_err(|e| InstallError::io(parent, e))?;
+    crate::swap::create_dirs(parent).map_err(|e| InstallError::io(parent, e))?;
     let leaf = dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -201,7 +196,7 @@ fn print_plan(dir: &Path, opts: &DemoOptions, launcher: &Path, runtime: Option<&
 }
 
 fn mkdir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).map_err(|e| InstallError::io(path, e))?;
+    crate::swap::create_dirs(path).map_err(|e| InstallError::io(path, e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| InstallError::io(path, e))
 }
 

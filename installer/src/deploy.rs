@@ -31,7 +31,7 @@ use crate::fault;
 use crate::image::EnvImage;
 use crate::lock::{self, ScriptsLock};
 use crate::modulefile;
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, sync_dir, Live};
 use crate::ui::Ui;
 
@@ -112,10 +112,15 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     }
     let lock = prepare(site, &paths, opts)?;
     remove_stale(&paths, &opts.env)?;
-    // A rollback interrupted before is superseded by this deploy.
+    // A rollback interrupted before is superseded by this deploy: the image
+    // it kept aside goes (the live one becomes the backup), then its journal.
+    remove_if_present(&paths.prev)?;
     remove_if_present(&paths.journal)?;
 
     if same_contents(&image, &paths.live).map_err(|e| InstallError::io(&paths.live, e))? {
+        // As a fresh copy would be: readable by every user.
+        fs::set_permissions(&paths.live, fs::Permissions::from_mode(0o644))
+            .map_err(|e| InstallError::io(&paths.live, e))?;
         ui.info(format!(
             "{}: identical to {}; image unchanged",
             paths.live.display(),
@@ -123,6 +128,23 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
         ));
     } else {
         let temp = copy_to_temp(&image, &paths.envs, &opts.env, ui)?;
+        // IMAGE may have changed while this run waited for the lock: what
+        // goes live is the copy, so the copy is what must be an image of
+        // this env (the check above only fails early).
+        EnvImage::open(temp.path())
+            .and_then(|copy| copy.bin_entries(&site.bin_in_image(&opts.env), &opts.env))
+            .map_err(|e| match e {
+                InstallError::Image { reason, .. } => InstallError::Image {
+                    path: image.clone(),
+                    reason: format!("{reason} (in the copy taken after waiting for the lock)"),
+                },
+                InstallError::NoBinDir { inner, env, .. } => InstallError::NoBinDir {
+                    path: image.clone(),
+                    inner,
+                    env,
+                },
+                other => other,
+            })?;
         fault::after("copy");
         temp.as_file()
             .sync_all()
@@ -201,9 +223,7 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
 }
 
 fn check_env(site: &Site, env: &str) -> Result<()> {
-    if !valid_env_name(env) {
-        return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
-    }
+    check_env_name(env)?;
     // An alias is moved by `installer alias`, never deployed to.
     if let Ok(Live::Alias(target)) = swap::inspect(&site.scripts, env) {
         return Err(InstallError::Usage(format!(
@@ -226,7 +246,7 @@ fn check_env(site: &Site, env: &str) -> Result<()> {
 fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<ScriptsLock> {
     farm::ensure_scripts_dir(&site.scripts)?;
     for dir in [&paths.envs, &paths.backup_dir] {
-        fs::create_dir_all(dir).map_err(|e| InstallError::io(dir, e))?;
+        swap::create_dirs(dir).map_err(|e| InstallError::io(dir, e))?;
     }
     lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))
 }

@@ -18,7 +18,7 @@ use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
 use crate::image::{EntryKind, EnvImage};
 use crate::lock::{self, ScriptsLock};
-use crate::site::{valid_env_name, Site};
+use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, Live, Retired, Swapper};
 use crate::tree::{Diff, Node, Tree};
 use crate::ui::Ui;
@@ -223,15 +223,75 @@ fn build(
     held: Option<&ScriptsLock>,
 ) -> Result<Vec<(String, Outcome)>> {
     for env in envs.unwrap_or_default() {
-        if !valid_env_name(env) {
-            return Err(InstallError::Usage(format!("'{env}' is not a valid environment name")));
-        }
+        check_env_name(env)?;
     }
     let launcher_bytes = launcher_binary(site, opts)?;
-    if !opts.dry_run {
-        // Before anything else: relative config paths may lead through it.
-        ensure_scripts_dir(&site.scripts)?;
+    if opts.dry_run {
+        let plans = plan(site, envs, ui)?;
+        return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
     }
+    // Before anything else: relative config paths may lead through it.
+    ensure_scripts_dir(&site.scripts)?;
+    // The lock before the images: a run that waited for a deploy must see
+    // the image that deploy put live.
+    let _lock = match held {
+        Some(_) => None,
+        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
+            eprintln!("installer: {msg}")
+        })?),
+    };
+    // What a run killed part-way left: only this run can be writing here.
+    for path in swap::leftovers(&site.scripts) {
+        swap::remove_any(&path).map_err(|e| InstallError::io(&path, e))?;
+        ui.info(format!("removed {}, left by an interrupted run", path.display()));
+    }
+    let plans = plan(site, envs, ui)?;
+
+    if let Some(bytes) = &launcher_bytes {
+        if install_file(&site.launcher_path(), bytes, 0o755)? {
+            ui.info(format!("installed {}", site.launcher_path().display()));
+        }
+    }
+    if site.config_source != site.config_path() && install_file(&site.config_path(), &site.config_bytes, 0o644)? {
+        ui.info(format!("installed {}", site.config_path().display()));
+    }
+
+    // Built at the first change: its probe of RENAME_EXCHANGE changes
+    // `<scripts>` (two scratch directories), which an unchanged run must not.
+    let mut swapper = None;
+    let mut retired = Retired::default();
+    let mut outcomes = Vec::new();
+    let progress = ui.progress(plans.len() as u64, "building farms");
+    for (env, tree) in plans {
+        let (live, diff) = compare(site, &env, &tree)?;
+        let outcome = if diff.is_empty() {
+            ui.info(format!("{env}: unchanged ({} links)", count_links(&tree)));
+            Outcome::Unchanged
+        } else {
+            let warn = |msg: &str| ui.warn(msg);
+            let swapper = swapper.get_or_insert_with(|| Swapper::new(&site.scripts, &site.config.launcher_name));
+            retired.extend(swapper.replace(&env, &tree, &live, &warn)?);
+            ui.info(format!(
+                "{env}: {}",
+                describe(&diff, live == Live::Absent, count_links(&tree))
+            ));
+            Outcome::Changed(diff)
+        };
+        outcomes.push((env, outcome));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if !retired.is_empty() {
+        std::thread::sleep(opts.grace);
+        retired.remove()?;
+    }
+    Ok(outcomes)
+}
+
+/// The desired tree of each of `envs` (`None`: every env with an image),
+/// read from the images. Every image is read first: a bad one stops the
+/// run before anything changes.
+fn plan(site: &Site, envs: Option<&[String]>, ui: &Ui) -> Result<Vec<(String, Tree)>> {
     let all;
     let envs = match envs {
         Some(envs) => envs,
@@ -243,7 +303,6 @@ fn build(
             &all
         }
     };
-    // Read every image first: a bad one stops the run before anything changes.
     let progress = ui.progress(envs.len() as u64, "reading images");
     let mut plans = Vec::new();
     for env in envs {
@@ -270,53 +329,7 @@ fn build(
         progress.inc(1);
     }
     progress.finish_and_clear();
-
-    if opts.dry_run {
-        return dry_run(site, &plans, launcher_bytes.as_deref(), ui);
-    }
-    let _lock = match held {
-        Some(_) => None,
-        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
-            eprintln!("installer: {msg}")
-        })?),
-    };
-
-    if let Some(bytes) = &launcher_bytes {
-        if install_file(&site.launcher_path(), bytes, 0o755)? {
-            ui.info(format!("installed {}", site.launcher_path().display()));
-        }
-    }
-    if site.config_source != site.config_path() && install_file(&site.config_path(), &site.config_bytes, 0o644)? {
-        ui.info(format!("installed {}", site.config_path().display()));
-    }
-
-    let swapper = Swapper::new(&site.scripts, &site.config.launcher_name);
-    let mut retired = Retired::default();
-    let mut outcomes = Vec::new();
-    let progress = ui.progress(plans.len() as u64, "building farms");
-    for (env, tree) in plans {
-        let (live, diff) = compare(site, &env, &tree)?;
-        let outcome = if diff.is_empty() {
-            ui.info(format!("{env}: unchanged ({} links)", count_links(&tree)));
-            Outcome::Unchanged
-        } else {
-            let warn = |msg: &str| ui.warn(msg);
-            retired.extend(swapper.replace(&env, &tree, &live, &warn)?);
-            ui.info(format!(
-                "{env}: {}",
-                describe(&diff, live == Live::Absent, count_links(&tree))
-            ));
-            Outcome::Changed(diff)
-        };
-        outcomes.push((env, outcome));
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    if !retired.is_empty() {
-        std::thread::sleep(opts.grace);
-        retired.remove()?;
-    }
-    Ok(outcomes)
+    Ok(plans)
 }
 
 /// An alias (`<env>.d` -> another env's tree) is moved by `alias`, never
@@ -410,7 +423,7 @@ pub fn ensure_scripts_dir(scripts: &Path) -> Result<()> {
         path: scripts.to_path_buf(),
         reason,
     };
-    std::fs::create_dir_all(scripts).map_err(|e| not_writable(crate::error::io_reason(&e)))?;
+    swap::create_dirs(scripts).map_err(|e| not_writable(crate::error::io_reason(&e)))?;
     nix::unistd::access(scripts, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
         .map_err(|e| not_writable(e.desc().to_string()))
 }

@@ -70,7 +70,7 @@ pub fn write(site: &Site, env: &str, modules_dir: &Path, dry_run: bool, ui: &Ui)
         }
         return Ok(false);
     }
-    fs::create_dir_all(modules_dir).map_err(|e| InstallError::io(modules_dir, e))?;
+    crate::swap::create_dirs(modules_dir).map_err(|e| InstallError::io(modules_dir, e))?;
     let mut changed = false;
     for (path, text) in &files {
         if install_file(path, text.as_bytes(), 0o644)? {
@@ -86,7 +86,7 @@ pub fn write(site: &Site, env: &str, modules_dir: &Path, dry_run: bool, ui: &Ui)
 
 /// Rewrite only `.modulerc` (after an alias moved); true when it changed.
 pub fn write_modulerc(site: &Site, modules_dir: &Path, ui: &Ui) -> Result<bool> {
-    fs::create_dir_all(modules_dir).map_err(|e| InstallError::io(modules_dir, e))?;
+    crate::swap::create_dirs(modules_dir).map_err(|e| InstallError::io(modules_dir, e))?;
     let path = modules_dir.join(MODULERC);
     let changed = install_file(
         &path,

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use crate::error::{io_reason, InstallError, Result};
 use crate::image::EnvImage;
 use crate::runtime;
-use crate::site::valid_env_name;
+use crate::site::check_env_name;
 use crate::swap::sync_dir;
 use crate::ui::Ui;
 
@@ -73,12 +73,7 @@ pub struct PackOptions {
 
 /// Pack `opts.prefix` into `opts.output`.
 pub fn run(opts: &PackOptions, ui: &Ui) -> Result<()> {
-    if !valid_env_name(&opts.env) {
-        return Err(InstallError::Usage(format!(
-            "'{}' is not a valid environment name",
-            opts.env
-        )));
-    }
+    check_env_name(&opts.env)?;
     if !opts.container_prefix.is_absolute() {
         return Err(InstallError::Usage(format!(
             "container prefix '{}' must be an absolute path",
@@ -255,17 +250,28 @@ fn run_mksquashfs(mksquashfs: &Path, args: &[OsString], bar: Option<&indicatif::
         return Ok(());
     }
     let stdout_text = String::from_utf8_lossy(&stdout_text);
-    let last = stderr_text
-        .lines()
-        .chain(stdout_text.lines())
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.starts_with('['))
-        .unwrap_or("")
-        .to_string();
     Err(InstallError::ToolFailed {
         tool: mksquashfs.display().to_string(),
-        reason: format!("{status}: {last}"),
+        reason: format!("{status}: {}", error_line(&stderr_text, &stdout_text)),
     })
+}
+
+/// The line of a failed mksquashfs's output that says what went wrong: the
+/// first `mksquashfs: …` or `FATAL …` line, else the first line with text
+/// (the usage text that may follow is no help).
+pub fn error_line(stderr: &str, stdout: &str) -> String {
+    let lines = || {
+        stderr
+            .lines()
+            .chain(stdout.lines())
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('['))
+    };
+    lines()
+        .find(|l| l.starts_with("mksquashfs:") || l.contains("FATAL"))
+        .or_else(|| lines().next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The last `N/M` of mksquashfs's progress output in `text`.
@@ -292,6 +298,19 @@ fn shown_args(args: &[OsString]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_line_is_the_one_naming_the_fault() {
+        let usage = "mksquashfs: invalid option\n\nSYNTAX:mksquashfs source1 ...\n-b <block_size> set data block\n";
+        assert_eq!(error_line(usage, ""), "mksquashfs: invalid option");
+        let fatal = "Parallel mksquashfs: Using 2 processors\nFATAL ERROR: Failed to write to output filesystem\n";
+        assert_eq!(
+            error_line("", fatal),
+            "FATAL ERROR: Failed to write to output filesystem"
+        );
+        assert_eq!(error_line("\n  something odd\nmore\n", ""), "something odd");
+        assert_eq!(error_line("", ""), "");
+    }
+
     use super::*;
 
     #[test]

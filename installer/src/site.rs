@@ -151,9 +151,31 @@ pub fn is_alias_link(path: &Path) -> bool {
     }
 }
 
-/// An env name must be one plain, visible path component.
+/// The rule for env and alias names, as error messages state it.
+pub const ENV_NAME_RULE: &str =
+    "names are ASCII letters, digits, '_', '+', '.' and '-', not starting with '.' or '-' (^[A-Za-z0-9_+][A-Za-z0-9._+-]*$)";
+
+/// An env (or alias) name: one visible path component that is safe in
+/// PATH-like lists (no ':') and that Lmod can read (ASCII only).
 pub fn valid_env_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && !name.contains('/') && !name.chars().any(char::is_control)
+    let mut bytes = name.bytes();
+    let first_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'+';
+    match bytes.next() {
+        Some(first) if first_ok(first) => bytes.all(|b| first_ok(b) || b == b'.' || b == b'-'),
+        _ => false,
+    }
+}
+
+/// `Ok` for a valid env name, else a usage error that states the rule.
+pub fn check_env_name(name: &str) -> Result<()> {
+    if valid_env_name(name) {
+        Ok(())
+    } else {
+        Err(InstallError::Usage(format!(
+            "'{}' is not a valid environment name: {ENV_NAME_RULE}",
+            name.escape_debug()
+        )))
+    }
 }
 
 /// Absolute form of `path` without resolving symlinks (aliases must keep
@@ -168,8 +190,14 @@ mod tests {
 
     #[test]
     fn env_names() {
-        assert!(valid_env_name("analysis3-22.10"));
-        for bad in ["", ".hidden", "a/b", "a\nb"] {
+        for good in ["analysis3-22.10", "e", "_x", "+y", "a.b-c_d+e", "9"] {
+            assert!(valid_env_name(good), "{good:?}");
+            assert!(check_env_name(good).is_ok());
+        }
+        for bad in ["", ".hidden", "-opt", "a/b", "a\nb", "a:b", "ünï", "a b", "a\tb", "a=b"] {
+            let err = check_env_name(bad).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+            assert!(err.to_string().contains("[A-Za-z0-9_+]"), "{err}");
             assert!(!valid_env_name(bad), "{bad:?}");
         }
     }

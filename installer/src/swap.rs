@@ -60,7 +60,30 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     };
     write(&mut temp).map_err(|e| InstallError::io(temp.path(), e))?;
     temp.persist(dest).map_err(|e| InstallError::io(dest, e.error))?;
+    sync_dir(dir)?;
     Ok(true)
+}
+
+/// Create `dir` and its missing parents with mode 0755 whatever the umask:
+/// the launcher refuses a directory writable by others (L19), and one
+/// writable by the group or others would let them put code in users' way.
+/// Directories that exist already are left as they are.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_dirs(parent)?;
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `fsync` a directory, so that the renames and links made in it survive
@@ -118,6 +141,54 @@ fn version_root_of(target: &Path, env: &str) -> Option<PathBuf> {
         && id.strip_prefix(env).is_some_and(|rest| rest.starts_with('.'))
         && leaf == format!("{env}.d");
     ours.then(|| Path::new(versions).join(id))
+}
+
+/// What runs killed part-way leave in `<scripts>`: staging and retired
+/// trees (`.<env>.d.new-*`, `.<env>.d.old-*`), temporary links
+/// (`.<env>.d.link-*`) and files (`.NAME.new-*`), scratch directories
+/// (`.exchange-probe-*`), and versioned trees (`.versions/*`) that no
+/// `<env>.d` link points at. Only safe to remove under the lock.
+pub fn leftovers(scripts: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut live_roots = Vec::new();
+    let Ok(entries) = fs::read_dir(scripts) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(env) = name.strip_suffix(".d") {
+            if let Ok(Live::Versioned(root)) = inspect(scripts, env) {
+                live_roots.extend(root.file_name().map(|n| n.to_os_string()));
+            }
+        } else if name.starts_with('.')
+            && (name.contains(".new-")
+                || name.contains(".d.old-")
+                || name.contains(".d.link-")
+                || name.starts_with(".exchange-probe-"))
+        {
+            found.push(entry.path());
+        }
+    }
+    if let Ok(entries) = fs::read_dir(scripts.join(VERSIONS_DIR)) {
+        for entry in entries.flatten() {
+            if !live_roots.contains(&entry.file_name()) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Remove a file, link or whole directory (not following links).
+pub fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether `renameat2(RENAME_EXCHANGE)` works in directory `dir`: tried on
@@ -213,12 +284,15 @@ impl Swapper {
             // Nothing to exchange with; a rename onto a free name is atomic.
             fs::rename(staged.path(), live_path).map_err(|e| InstallError::io(live_path, e))?;
             let _ = staged.keep();
+            sync_dir(&self.scripts)?;
             return Ok(Retired::default());
         }
         renameat2(None, staged.path(), None, live_path, RenameFlags::RENAME_EXCHANGE)
             .map_err(|e| errno_error(live_path, e))?;
         // The staging name now holds the old tree.
-        Ok(Retired(vec![staged.keep()]))
+        let old = staged.keep();
+        sync_dir(&self.scripts)?;
+        Ok(Retired(vec![old]))
     }
 
     fn replace_versioned(
@@ -230,11 +304,7 @@ impl Swapper {
         warn: &dyn Fn(&str),
     ) -> Result<Retired> {
         let versions = self.scripts.join(VERSIONS_DIR);
-        match fs::DirBuilder::new().create(&versions) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(InstallError::io(&versions, e)),
-        }
+        create_dirs(&versions).map_err(|e| InstallError::io(&versions, e))?;
         let root = self.stage_dir(&versions, &format!("{env}."))?;
         let leaf = format!("{env}.d");
         let mut with_helpers = Tree::default();
@@ -251,6 +321,7 @@ impl Swapper {
             .write_into(root.path())
             .map_err(|e| InstallError::io(root.path(), e))?;
 
+        sync_dir(&versions)?;
         let id = root.path().file_name().unwrap_or_default().to_os_string();
         let target = Path::new(VERSIONS_DIR).join(&id).join(&leaf);
         let temp_link = self.scripts.join(format!(".{env}.d.link-{}", std::process::id()));
@@ -282,6 +353,7 @@ impl Swapper {
             return Err(InstallError::io(live_path, e));
         }
         let _ = root.keep();
+        sync_dir(&self.scripts)?;
         Ok(retired)
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -90,8 +90,11 @@ impl Tree {
         }
     }
 
-    /// Create every entry under `root`, an existing empty directory.
+    /// Create every entry under `root`, an existing empty directory, and
+    /// sync it all (files, then directories), so that the tree is on disk
+    /// before it is swapped in.
     pub fn write_into(&self, root: &Path) -> io::Result<()> {
+        let mut dirs = vec![root.to_path_buf()];
         for (rel, node) in &self.entries {
             let path = root.join(rel);
             match node {
@@ -99,11 +102,14 @@ impl Tree {
                     fs::DirBuilder::new().mode(*mode).create(&path)?;
                     // The umask may have cleared bits the tree asks for.
                     fs::set_permissions(&path, fs::Permissions::from_mode(*mode))?;
+                    dirs.push(path);
                 }
                 Node::Link { target } => symlink(target, &path)?,
                 Node::File { bytes, mode } => {
-                    fs::write(&path, bytes)?;
-                    fs::set_permissions(&path, fs::Permissions::from_mode(*mode))?;
+                    let mut file = fs::File::create(&path)?;
+                    file.write_all(bytes)?;
+                    file.set_permissions(fs::Permissions::from_mode(*mode))?;
+                    file.sync_all()?;
                 }
                 Node::Other => {
                     return Err(io::Error::new(
@@ -112,6 +118,9 @@ impl Tree {
                     ))
                 }
             }
+        }
+        for dir in dirs.iter().rev() {
+            fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
     }

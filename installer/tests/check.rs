@@ -156,3 +156,28 @@ fn i10_warns_when_the_scripts_tree_is_not_bound() {
     }
     assert!(!stdout(&out).contains("problem:"), "{}", stdout(&out));
 }
+
+#[test]
+fn i10_an_installation_other_users_cannot_run_is_a_problem() {
+    let f = installed();
+    let env_dir = f.env_dir("e-1.0");
+    let cases = [
+        (f.scripts.join("launcher"), 0o700, "not executable by other users"),
+        (f.scripts.join("launcher.toml"), 0o600, "not readable by other users"),
+        (env_dir.join("env.toml"), 0o600, "not readable by other users"),
+        (f.live("e-1.0"), 0o600, "not readable by other users"),
+        (f.scripts.clone(), 0o700, "not searchable by other users"),
+        (env_dir.clone(), 0o700, "not searchable by other users"),
+        (env_dir.join("bin"), 0o700, "not searchable by other users"),
+        (f.envs.clone(), 0o700, "not searchable by other users"),
+    ];
+    for (path, mode, why) in cases {
+        let before = fs::metadata(&path).unwrap().permissions();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let out = check(&f);
+        fs::set_permissions(&path, before).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert_problem(&out, &format!("{name} is {why}"));
+    }
+    f.check_clean();
+}

@@ -202,3 +202,84 @@ fn i6_dry_run_changes_nothing() {
     assert_eq!(bytes(&f.live(ENV)), a);
     assert_eq!(fs::read_dir(&f.envs).unwrap().count(), before);
 }
+
+#[test]
+fn i6_image_replaced_while_waiting_for_the_lock_is_checked_again() {
+    let (f, a, _) = site();
+    deployed(&f, "a.sqsh");
+    let other = f.pack("other", &["x"], &[], "other.sqsh");
+    let image = f.root().join("next.sqsh");
+    fs::copy(f.root().join("b.sqsh"), &image).unwrap();
+    let lock = f.hold_lock();
+    let waiting = spawn_waiting(&mut f.deploy(&image, ENV));
+    fs::rename(&other, &image).unwrap();
+    drop(lock);
+    let (code, err) = waiting.finish();
+    assert_eq!(bytes(&f.live(ENV)), a, "the live image changed: {err}");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains(&image.display().to_string()), "{err}");
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+}
+
+#[test]
+fn i6_deploying_the_live_image_again_makes_it_readable() {
+    let (f, _, _) = site();
+    deployed(&f, "a.sqsh");
+    fs::set_permissions(f.live(ENV), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    deployed(&f, "a.sqsh");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(f.live(ENV)).unwrap().permissions());
+    assert_eq!(mode & 0o7777, 0o644);
+    f.check_clean();
+}
+
+#[test]
+fn i6_deploy_removes_the_image_an_unfinished_rollback_kept_aside() {
+    let (f, a, _) = site();
+    deployed(&f, "a.sqsh");
+    deployed(&f, "b.sqsh");
+    let prev = f.envs.join(".backup").join(format!(".{ENV}.sqsh.prev"));
+    fs::write(&prev, &a).unwrap();
+    let text = stdout(&f.check_clean());
+    assert!(
+        text.contains(&format!(
+            ".backup/.{ENV}.sqsh.prev: left by an interrupted rollback of {ENV}"
+        )),
+        "{text}"
+    );
+    deployed(&f, "a.sqsh");
+    assert!(!prev.exists(), "{} is still there", prev.display());
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+    let text = stdout(&f.check_clean());
+    assert!(!text.contains("warning: "), "{text}");
+}
+
+#[test]
+fn i8_an_activation_value_with_a_control_character_is_not_captured() {
+    let f = Fixture::new();
+    let image = f.pack(
+        ENV,
+        &["tool"],
+        &[("a.sh", "export TABBED=\"x\ty\"\n"), ("b.sh", "export PLAIN=ok\n")],
+        "a.sqsh",
+    );
+    let out = f
+        .deploy(&image, ENV)
+        .arg("--modules")
+        .arg(f.root().join("modules/conda"))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("activate.d/a.sh not captured (line 1: the value of TABBED contains a control character"),
+        "{}",
+        stderr(&out)
+    );
+    let module = fs::read_to_string(f.root().join("modules/conda").join(ENV)).unwrap();
+    assert!(!module.contains("TABBED") && !module.contains("\\t"), "{module}");
+    assert!(module.contains("setenv PLAIN ok"), "{module}");
+    let facts = fs::read_to_string(f.env_dir(ENV).join("env.toml")).unwrap();
+    assert!(
+        facts.contains("not_captured = [\"etc/conda/activate.d/a.sh\"]") && !facts.contains("TABBED"),
+        "{facts}"
+    );
+}

@@ -188,6 +188,16 @@ fn usage_errors() {
         .unwrap();
     assert_error(&bare, EXIT_USAGE, "pass --scripts DIR or --config FILE");
     assert_error(&farm(&f, "../x"), EXIT_USAGE, "'../x' is not a valid environment name");
+    // ':' breaks PATH-like lists; Lmod cannot read a non-ASCII modulefile name.
+    for bad in ["a:b", "ünï"] {
+        f.image(bad, &[Entry::File(b"a")]);
+        let rule = "not a valid environment name: names are ASCII letters";
+        assert_error(&farm(&f, bad), EXIT_USAGE, rule);
+        let out = f.installer().args(["alias", bad, "e"]).output().unwrap();
+        assert_error(&out, EXIT_USAGE, rule);
+        let out = f.deploy(&f.live(bad), bad).output().unwrap();
+        assert_error(&out, EXIT_USAGE, rule);
+    }
     let out = f.installer().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(EXIT_USAGE));
 }

@@ -168,17 +168,25 @@ fn i3_second_run_is_unchanged_and_touches_nothing() {
     let f = Fixture::new();
     f.image("e-2", &files(&numbered(50)));
     f.farm("e-2");
+    // `<scripts>` itself too: not even a probe of the file system in it.
+    let scripts = |f: &Fixture| {
+        let meta = fs::metadata(&f.scripts).unwrap();
+        (meta.mtime(), meta.mtime_nsec())
+    };
     let before = (
         snapshot(&f.env_dir("e-2")),
         snapshot(&f.scripts.join("launcher")),
         snapshot(&f.scripts.join("launcher.toml")),
+        scripts(&f),
     );
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let out = f.farm("e-2");
     assert_eq!(stdout(&out).trim(), "e-2: unchanged (52 links)");
     let after = (
         snapshot(&f.env_dir("e-2")),
         snapshot(&f.scripts.join("launcher")),
         snapshot(&f.scripts.join("launcher.toml")),
+        scripts(&f),
     );
     assert_eq!(before, after);
 }
@@ -356,4 +364,87 @@ fn i9_an_alias_is_not_rebuilt_in_place() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is an alias"), "{}", stderr(&out));
     assert_eq!(link_target(&f.env_dir("e")), Path::new("e-1.d"));
+}
+
+#[test]
+fn i4_farm_waiting_for_the_lock_reads_the_image_live_when_it_gets_it() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"a")]);
+    f.farm("e");
+    let lock = f.hold_lock();
+    let waiting = spawn_waiting(f.installer().args(["farm", "e"]).arg("--launcher").arg(&f.launcher));
+    // What a deploy holding the lock does: put a new image live.
+    f.image("e", &[Entry::File(b"b")]);
+    drop(lock);
+    let (code, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        f.bin_names("e"),
+        vec![b"b".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()],
+        "the tree is not the one of the image live when the lock was taken"
+    );
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_reported_by_check_and_removed_by_farm() {
+    let f = Fixture::new();
+    f.image("e", &[Entry::File(b"a")]);
+    let farm = || {
+        let out = f
+            .installer()
+            .args(["farm", "e", "--launcher"])
+            .arg(&f.launcher)
+            .env(installer::swap::NO_EXCHANGE_VAR, "1")
+            .output()
+            .unwrap();
+        assert_success(&out);
+        stdout(&out)
+    };
+    farm();
+    let live_root = fs::canonicalize(f.env_dir("e"))
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let versions = f.scripts.join(".versions");
+    assert!(live_root.starts_with(fs::canonicalize(&versions).unwrap()));
+    let left = [
+        f.scripts.join(".e.d.new-Ab12Cd"),
+        f.scripts.join(".e.d.old-4242"),
+        f.scripts.join(".e.d.link-4242"),
+        f.scripts.join(".launcher.new-Xy12"),
+        versions.join("e.Zz98Yy"),
+    ];
+    fs::create_dir_all(left[0].join("bin")).unwrap();
+    fs::create_dir(&left[1]).unwrap();
+    std::os::unix::fs::symlink(".versions/e.Zz98Yy/e.d", &left[2]).unwrap();
+    fs::write(&left[3], b"partial").unwrap();
+    fs::create_dir_all(left[4].join("e.d/bin")).unwrap();
+
+    let text = stdout(&f.check_clean());
+    for path in &left {
+        assert!(
+            text.contains(&format!(
+                "warning: {}: left by an interrupted installer run",
+                path.display()
+            )),
+            "{}: {text}",
+            path.display()
+        );
+    }
+    let text = farm();
+    for path in &left {
+        assert!(
+            fs::symlink_metadata(path).is_err(),
+            "{} is still there: {text}",
+            path.display()
+        );
+    }
+    assert!(live_root.is_dir(), "the live versioned tree was removed");
+    assert_eq!(
+        f.bin_names("e"),
+        vec![b"a".to_vec(), b"launcher".to_vec(), b"launcher.sh".to_vec()]
+    );
+    let text = stdout(&f.check_clean());
+    assert!(!text.contains("warning: "), "{text}");
 }

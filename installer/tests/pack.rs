@@ -122,7 +122,9 @@ fn i5_errors_name_the_thing_and_leave_nothing() {
     let out = pack().args(["--", "-no-such-option"]).output().unwrap();
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(
-        stderr(&out).starts_with("installer: ") && stderr(&out).contains("mksquashfs failed"),
+        stderr(&out).starts_with("installer: ")
+            && stderr(&out).contains("mksquashfs failed")
+            && stderr(&out).contains("mksquashfs: invalid option"),
         "{}",
         stderr(&out)
     );

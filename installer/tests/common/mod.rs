@@ -268,3 +268,52 @@ impl Fixture {
         found
     }
 }
+
+impl Fixture {
+    /// Take the scripts tree's lock, as another installer run would.
+    pub fn hold_lock(&self) -> installer::lock::ScriptsLock {
+        installer::lock::acquire(&self.scripts, false, |_| {}).unwrap()
+    }
+}
+
+/// A child installer run blocked on the lock.
+pub struct Waiting {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Start `cmd` and return once it reports that it waits for the lock.
+pub fn spawn_waiting(cmd: &mut Command) -> Waiting {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("exited without waiting for the lock: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("waiting for lock") {
+            break;
+        }
+    }
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        seen + &rest
+    });
+    Waiting { child, stderr }
+}
+
+impl Waiting {
+    /// Wait for the run to end: its exit code and stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        (status.code(), self.stderr.join().unwrap())
+    }
+}
