@@ -317,3 +317,50 @@ impl Waiting {
         (status.code(), self.stderr.join().unwrap())
     }
 }
+
+/// Runs `work` while another thread looks up every path of `watched` in a
+/// loop (`metadata` follows the whole symlink chain) and asks `also` for one
+/// more failure, if any, each round. Fails the test if any lookup failed, or
+/// if the reader made no more than `min_reads` lookups (it hardly ran).
+pub fn assert_never_missing(
+    watched: &[PathBuf],
+    also: impl Fn() -> Option<String> + Sync,
+    min_reads: u64,
+    work: impl FnOnce(),
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the reader even when `work` panics, so the scope can end.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let (reads, failures) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let (mut reads, mut failures) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for path in watched {
+                    reads += 1;
+                    if let Err(e) = fs::metadata(path) {
+                        failures.push(format!("{}: {e}", path.display()));
+                    }
+                }
+                failures.extend(also());
+            }
+            (reads, failures)
+        });
+        let guard = StopOnDrop(&stop);
+        work();
+        drop(guard);
+        reader.join().unwrap()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} lookups failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(reads > min_reads, "the reader hardly ran ({reads} lookups)");
+}
