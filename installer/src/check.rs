@@ -14,6 +14,7 @@ use crate::runtime;
 use crate::site::{image_env_name, is_alias_link, Site};
 use crate::swap::{self, Live};
 use crate::tree::{Node, Tree};
+use launcher::probe::{OsProbe, Probe};
 
 /// At most this many lines per kind of farm difference and env.
 const MAX_LISTED: usize = 10;
@@ -67,8 +68,8 @@ pub fn run(site: &Site, only: &[String]) -> Report {
 
 fn check_launcher(site: &Site, report: &mut Report) {
     let path = site.launcher_path();
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+    match OsProbe.stat(&path) {
+        Ok(s) if s.is_executable_file() => {}
         Ok(_) => report.problem(format!("launcher {} is not an executable file", path.display())),
         Err(e) => report.problem(format!("launcher {}: {}", path.display(), crate::error::io_reason(&e))),
     }
@@ -301,7 +302,7 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
         if !seen.insert(real.clone()) {
             continue;
         }
-        if world_writable(&real) {
+        if OsProbe.stat(&real).is_ok_and(|s| s.world_writable()) {
             report.problem(format!(
                 "{} is writable by others (L19): chmod o-w {}",
                 file.display(),
@@ -319,9 +320,9 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
         if !seen.insert(real.clone()) {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(&real) else { continue };
-        let mode = meta.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        // The launcher's own test (L19), so the two never disagree.
+        let Ok(stat) = OsProbe.stat(&real) else { continue };
+        if stat.world_writable() && !stat.sticky() {
             report.problem(format!(
                 "directory {} is writable by others without the sticky bit (L19): chmod o-w {}",
                 real.display(),
@@ -392,10 +393,6 @@ fn visible_files(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect()
-}
-
-fn world_writable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
 }
 
 /// Binds every Singularity/Apptainer installation makes by default.
