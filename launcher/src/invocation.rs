@@ -139,17 +139,16 @@ pub fn resolve(invoked: PathBuf, probe: &dyn Probe) -> Resolved {
             env_link = hop_link.or(env_link);
             break;
         };
-        current = match (&hop_link, current.parent()) {
+        current = match &hop_link {
             // `../../launcher` from an env link whose aliases are siblings
             // (`X.d -> Y.d`, the installer's layout): the real env dir is
             // `<scripts>/Y.d`, so the path can be written without `..`.
-            (Some(link), _) if target.is_relative() && link.sibling_aliases => {
+            Some(link) if target.is_relative() && link.sibling_aliases => {
                 normalize(&link.env_dir().join("bin").join(&target))
             }
             // Anything else (e.g. `X.d -> .versions/X.123/X.d`): leave `..`
             // for the kernel, which resolves it through the links at use time.
-            (_, Some(dir)) if target.is_relative() => dir.join(&target),
-            _ => target,
+            _ => follow(&current, target),
         };
         env_link = hop_link.or(env_link);
     }
@@ -171,6 +170,16 @@ pub fn resolve(invoked: PathBuf, probe: &dyn Probe) -> Resolved {
         invoked,
         launcher: current,
         env_link,
+    }
+}
+
+/// Where the symlink `link`, whose content is `target`, points: a relative
+/// target is joined to the link's directory as text (`..` is left for the
+/// kernel, which resolves it through any links on the way).
+pub fn follow(link: &Path, target: PathBuf) -> PathBuf {
+    match link.parent() {
+        Some(dir) if target.is_relative() => dir.join(target),
+        _ => target,
     }
 }
 
@@ -245,10 +254,7 @@ fn resolve_env_dir(env_dir: &Path, probe: &dyn Probe) -> RealEnvDir {
         let plain =
             target.components().count() == 1 && matches!(target.components().next(), Some(Component::Normal(_)));
         sibling_aliases &= plain;
-        current = match current.parent() {
-            Some(dir) if target.is_relative() => dir.join(target),
-            _ => target,
-        };
+        current = follow(&current, target);
     }
     RealEnvDir {
         path: current,

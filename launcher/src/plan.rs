@@ -383,10 +383,7 @@ impl Planner<'_> {
             let Ok(target) = self.probe.read_link(&current) else {
                 break;
             };
-            current = match current.parent() {
-                Some(dir) if target.is_relative() => dir.join(target),
-                _ => target,
-            };
+            current = crate::invocation::follow(&current, target);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::FlavourSetting;
 use crate::error::LaunchError;
-use crate::invocation::{search_path, split_path_list};
+use crate::invocation::{follow, search_path, split_path_list};
 use crate::probe::Probe;
 
 /// Runtime names searched on `PATH`, in order of preference within a dir.
@@ -101,12 +101,7 @@ fn final_target(path: &Path, probe: &dyn Probe) -> PathBuf {
     let mut current = path.to_path_buf();
     for _ in 0..16 {
         match probe.read_link(&current) {
-            Ok(target) => {
-                current = match current.parent() {
-                    Some(dir) if target.is_relative() => dir.join(target),
-                    _ => target,
-                }
-            }
+            Ok(target) => current = follow(&current, target),
             Err(_) => break,
         }
     }
