@@ -6,7 +6,8 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 use installer::error::*;
@@ -97,11 +98,21 @@ fn a_bad_image_stops_the_run_before_any_change() {
 fn scripts_dir_not_writable() {
     let f = Fixture::new();
     f.image("e", &[Entry::File(b"x")]);
-    let mut command = f.installer();
-    command.args(["farm", "e", "--launcher"]).arg(&f.launcher);
     let root = nix::unistd::geteuid().is_root();
+    let mut command = if root {
+        // Root may write anywhere: run as nobody instead, from a copy of the
+        // installer that nobody can reach (the build tree may sit in a
+        // private directory, e.g. a clone in `mktemp -d`).
+        let installer = f.root().join("installer-copy");
+        copy_exec(Path::new(env!("CARGO_BIN_EXE_installer")), &installer);
+        let mut command = Command::new(installer);
+        command.arg("--scripts").arg(&f.scripts).env_remove("INSTALLER_SCRIPTS");
+        command
+    } else {
+        f.installer()
+    };
+    command.args(["farm", "e", "--launcher"]).arg(&f.launcher);
     if root {
-        // Root may write anywhere: run as nobody instead.
         fs::set_permissions(&f.launcher, fs::Permissions::from_mode(0o755)).unwrap();
         command.uid(65534).gid(65534);
     } else {

@@ -162,13 +162,19 @@ pub fn mksquashfs(src: &Path, image: &Path) {
 pub fn write_exec(path: &Path, text: &str) {
     let staging = tempfile::NamedTempFile::new().unwrap();
     fs::write(staging.path(), text).unwrap();
+    copy_exec(staging.path(), path);
+}
+
+/// Copy an executable to `dst` (mode 0755) through a child process, for the
+/// same reason as `write_exec`.
+pub fn copy_exec(src: &Path, dst: &Path) {
     let status = Command::new("install")
         .args(["-D", "-m", "0755"])
-        .arg(staging.path())
-        .arg(path)
+        .arg(src)
+        .arg(dst)
         .status()
         .unwrap();
-    assert!(status.success(), "install {} failed", path.display());
+    assert!(status.success(), "install {} failed", dst.display());
 }
 
 pub fn assert_success(out: &Output) {
