@@ -100,9 +100,9 @@ fn scripts_dir_not_writable() {
     f.image("e", &[Entry::File(b"x")]);
     let root = nix::unistd::geteuid().is_root();
     let mut command = if root {
-        // Root may write anywhere: run as nobody instead, from a copy of the
-        // installer that nobody can reach (the build tree may sit in a
-        // private directory, e.g. a clone in `mktemp -d`).
+        // Root may write anywhere: run as user nobody instead, from a copy
+        // of the installer inside the fixture, where that user can reach it
+        // (the build tree may sit in a private directory, e.g. `mktemp -d`).
         let installer = f.root().join("installer-copy");
         copy_exec(Path::new(env!("CARGO_BIN_EXE_installer")), &installer);
         let mut command = Command::new(installer);
