@@ -56,6 +56,9 @@ pub struct RuntimeConfig {
     /// Arguments before `exec` (L14).
     #[serde(default = "default_runtime_flags")]
     pub flags: Vec<String>,
+    /// Arguments right after `exec`, before the binds (L24): `--nv`, `--rocm`…
+    #[serde(default)]
+    pub exec_flags: Vec<String>,
     /// The bare base container image (L14).
     #[serde(default)]
     pub image: Option<PathBuf>,
@@ -67,6 +70,7 @@ impl Default for RuntimeConfig {
             path: None,
             flavour: FlavourSetting::Auto,
             flags: default_runtime_flags(),
+            exec_flags: Vec::new(),
             image: None,
         }
     }
@@ -133,6 +137,9 @@ pub struct CommandConfig {
     /// A behaviour built into the launcher (L16).
     #[serde(default)]
     pub builtin: Option<Builtin>,
+    /// Runtime arguments after `runtime.exec_flags` for this command (L24).
+    #[serde(default)]
+    pub exec_flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
