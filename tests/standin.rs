@@ -117,8 +117,8 @@ fn assert_runtime_error(outcome: &Outcome, names: &str) {
 #[test]
 fn unknown_flag_is_rejected_with_255() {
     let fx = Fixture::new(Flavour::Apptainer);
-    let outcome = run(fx.exec(&["--cleanenv".into()], &["true"]));
-    assert_runtime_error(&outcome, "--cleanenv");
+    let outcome = run(fx.exec(&["--writable".into()], &["true"]));
+    assert_runtime_error(&outcome, "--writable");
     let outcome = run(Command::new(&fx.runtime).args(["--debug", "exec", "/x", "true"]));
     assert_runtime_error(&outcome, "--debug");
 }
@@ -326,8 +326,8 @@ fn exit_status_and_signals_pass_through() {
 }
 
 #[test]
-fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
-    if !prereq::standin_available("command_gets_default_sigpipe_and_arguments_byte_for_byte") {
+fn command_gets_default_sigpipe_and_arguments_through_the_starter_go_json_handoff() {
+    if !prereq::standin_available("command_gets_default_sigpipe_and_arguments_through_the_starter_go_json_handoff") {
         return;
     }
     let fx = Fixture::new(Flavour::Apptainer);
@@ -355,10 +355,13 @@ fn command_gets_default_sigpipe_and_arguments_byte_for_byte() {
     command.args(&args);
     let outcome = run(&mut command);
     outcome.assert_success();
-    let expected: Vec<u8> = args
+    // Everything survives but bytes that are not UTF-8: Go's encoding/json
+    // (starter.go) turns each into U+FFFD (runtime-semantics.md §6).
+    let mut expected: Vec<u8> = args[..4]
         .iter()
         .flat_map(|a| a.as_bytes().iter().copied().chain([0]))
         .collect();
+    expected.extend_from_slice("\u{FFFD}\u{FFFD}x\0".as_bytes());
     assert_eq!(outcome.stdout, expected);
 }
 
@@ -405,4 +408,195 @@ fn nothing_stays_mounted_on_the_host() {
             );
         }
     }
+}
+
+// ---- the real runtimes' environment and exec semantics (runtime-semantics.md) ----
+
+/// `env -0` in the container with `extra` host variables, through the
+/// Apptainer layout.
+fn container_env(fx: &Fixture, extra_args: &[OsString], vars: &[(&str, &str)]) -> (Outcome, Vec<(String, String)>) {
+    let mut command = fx.exec(extra_args, &["env", "-0"]);
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let outcome = run(command);
+    let env = env_of(&outcome);
+    (outcome, env)
+}
+
+#[test]
+fn process_linux_go_prefixed_values_are_evaluated_once_as_shell_text() {
+    if !prereq::standin_available("process_linux_go_prefixed_values_are_evaluated_once_as_shell_text") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    let (outcome, env) = container_env(
+        &fx,
+        &[],
+        &[
+            ("APPTAINERENV_DOLLAR", "$HOME/x"),
+            ("APPTAINERENV_TICKS", "a`echo hi`b"),
+            ("APPTAINERENV_SUBST", "$(echo sub)"),
+            ("APPTAINERENV_SLASHES", "one\\\\two"),
+            ("APPTAINERENV_QUOTE", "say \"hi\""),
+        ],
+    );
+    outcome.assert_success();
+    let home = lookup(&env, "HOME").expect("HOME").to_owned();
+    assert_eq!(lookup(&env, "DOLLAR"), Some(format!("{home}/x").as_str()));
+    assert_eq!(lookup(&env, "TICKS"), Some("ahib"));
+    assert_eq!(lookup(&env, "SUBST"), Some("sub"));
+    assert_eq!(lookup(&env, "SLASHES"), Some("one\\two"));
+    assert_eq!(lookup(&env, "QUOTE"), Some("say \"hi\""), "escape.go escapes only '\"'");
+}
+
+#[test]
+fn action_script_injection_that_does_not_parse_drops_every_prefixed_variable() {
+    if !prereq::standin_available("action_script_injection_that_does_not_parse_drops_every_prefixed_variable") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    for bad in ["ends\\", "a`b", "$(x"] {
+        let (outcome, env) = container_env(
+            &fx,
+            &[],
+            &[
+                ("APPTAINERENV_PREPEND_PATH", "/env/bin"),
+                ("APPTAINERENV_CONDA_PREFIX", "/opt/conda/e"),
+                ("APPTAINERENV_BAD", bad),
+                ("CONDA_PREFIX", "host value"),
+            ],
+        );
+        outcome.assert_success();
+        assert_eq!(lookup(&env, "PATH"), Some(support::standin_default_path()), "{bad}");
+        assert_eq!(lookup(&env, "CONDA_PREFIX"), Some("host value"), "{bad}");
+        assert_eq!(lookup(&env, "BAD"), None);
+        assert!(outcome.stderr.contains("source: "), "{bad}: {}", outcome.stderr);
+    }
+    // --no-eval (and APPTAINER_NO_EVAL): single-quoted, verbatim.
+    let (outcome, env) = container_env(&fx, &["--no-eval".into()], &[("APPTAINERENV_RAW", "$X `y` \\")]);
+    outcome.assert_success();
+    assert_eq!(lookup(&env, "RAW"), Some("$X `y` \\"));
+}
+
+#[test]
+fn action_script_env_scripts_are_sourced_and_need_99_base_sh() {
+    if !prereq::standin_available("action_script_env_scripts_are_sourced_and_need_99_base_sh") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    let env_dir = fx.base.join(".singularity.d/env");
+    std::fs::write(
+        env_dir.join("90-environment.sh"),
+        "export KEEP=from-container\nexport SITE=1\n",
+    )
+    .unwrap();
+    let vars = [
+        ("KEEP", "from-host"),
+        ("APPTAINERENV_SITE", "injected"),
+        ("APPTAINERENV_PREPEND_PATH", "/env/bin"),
+        ("APPTAINERENV_APPEND_PATH", "/late/bin"),
+    ];
+    let (outcome, env) = container_env(&fx, &[], &vars);
+    outcome.assert_success();
+    // A container value beats a host value of the same name.
+    assert_eq!(lookup(&env, "KEEP"), Some("from-container"));
+    // 90-environment.sh runs before 99-base.sh, so the injection beats it.
+    assert_eq!(lookup(&env, "SITE"), Some("injected"));
+    // 99-base.sh of a built image.
+    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some("/.singularity.d/libs"));
+    assert_eq!(
+        lookup(&env, "PATH"),
+        Some(format!("/env/bin:{}:/late/bin", support::standin_default_path()).as_str())
+    );
+    // env/ without 99-base.sh: nothing prefixed arrives.
+    std::fs::remove_file(env_dir.join("99-base.sh")).unwrap();
+    let (outcome, env) = container_env(&fx, &[], &vars);
+    outcome.assert_success();
+    assert_eq!(lookup(&env, "SITE"), Some("1"));
+    assert_eq!(lookup(&env, "PATH"), Some(support::standin_default_path()));
+}
+
+#[test]
+fn runtime_vars_sh_prefixed_path_replaces_path_outright() {
+    if !prereq::standin_available("runtime_vars_sh_prefixed_path_replaces_path_outright") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    let (outcome, env) = container_env(
+        &fx,
+        &[],
+        &[
+            ("APPTAINERENV_PREPEND_PATH", "/env/bin"),
+            ("APPTAINERENV_APPEND_PATH", "/late/bin"),
+            ("SINGULARITYENV_PATH", "/user/path:/usr/bin"),
+        ],
+    );
+    outcome.assert_success();
+    assert_eq!(lookup(&env, "PATH"), Some("/user/path:/usr/bin"));
+}
+
+#[test]
+fn create_go_runtime_variables_cleanenv_and_containall() {
+    if !prereq::standin_available("create_go_runtime_variables_cleanenv_and_containall") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    let vars = [
+        ("PLAIN", "host"),
+        ("APPTAINER_SOMETHING", "x"),
+        ("SINGULARITY_OTHER", "y"),
+        ("APPTAINERENV_CARRIED", "prefixed"),
+    ];
+    let (outcome, env) = container_env(&fx, &[], &vars);
+    outcome.assert_success();
+    assert_eq!(lookup(&env, "PLAIN"), Some("host"));
+    assert_eq!(lookup(&env, "APPTAINER_SOMETHING"), None, "create.go:147-153");
+    assert_eq!(lookup(&env, "SINGULARITY_OTHER"), None);
+    for (flags, extra) in [
+        (vec![OsString::from("--cleanenv")], None),
+        (vec![OsString::from("--containall")], None),
+        (vec![], Some(("APPTAINER_CLEANENV", "1"))),
+        (vec![], Some(("SINGULARITY_CONTAINALL", "true"))),
+    ] {
+        let mut all = vars.to_vec();
+        all.extend(extra);
+        let (outcome, env) = container_env(&fx, &flags, &all);
+        outcome.assert_success();
+        assert_eq!(lookup(&env, "PLAIN"), None, "{flags:?} {extra:?}");
+        assert_eq!(lookup(&env, "LANG"), Some("C"));
+        assert_eq!(lookup(&env, "CARRIED"), Some("prefixed"), "{flags:?} {extra:?}");
+    }
+}
+
+#[test]
+fn process_linux_go_empty_ld_library_path_is_exported_empty() {
+    if !prereq::standin_available("process_linux_go_empty_ld_library_path_is_exported_empty") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    let (outcome, env) = container_env(&fx, &[], &[("APPTAINERENV_LD_LIBRARY_PATH", "")]);
+    outcome.assert_success();
+    assert_eq!(lookup(&env, "LD_LIBRARY_PATH"), Some(""));
+}
+
+#[test]
+fn process_linux_go_exec_builtin_argv0_missing_command_and_home() {
+    if !prereq::standin_available("process_linux_go_exec_builtin_argv0_missing_command_and_home") {
+        return;
+    }
+    let fx = Fixture::new(Flavour::Apptainer);
+    // argv[0] of a bare name is its PATH hit.
+    let outcome = run(fx.exec(&[], &["cat", "/proc/self/cmdline"]));
+    outcome.assert_success();
+    let argv0 = outcome.stdout.split(|&b| b == 0).next().unwrap().to_vec();
+    assert_eq!(String::from_utf8(argv0).unwrap(), "/usr/bin/cat");
+    // A missing command is the runtime's error, 255.
+    let outcome = run(fx.exec(&[], &["/no/such/command"]));
+    assert_runtime_error(&outcome, "/no/such/command");
+    // HOME is the account's home directory, not $HOME.
+    let (outcome, env) = container_env(&fx, &[], &[("HOME", "/somewhere/else")]);
+    outcome.assert_success();
+    let account = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().dir;
+    assert_eq!(lookup(&env, "HOME"), Some(account.to_str().unwrap()));
 }

@@ -278,6 +278,15 @@ pub fn squashfs_with(files: &[(&str, &str)], out: &Path) -> Result<(), String> {
     fs::remove_dir_all(&stage).map_err(|e| e.to_string())
 }
 
+/// The base's env script that real runtimes need (runtime-semantics.md §2).
+pub const BASE_ENV_SCRIPT: &str = ".singularity.d/env/99-base.sh";
+/// What it does in images made by the runtimes' `build`: the GPU library
+/// dir on `LD_LIBRARY_PATH`, and a prompt.
+pub const BASE_ENV_SCRIPT_TEXT: &str = "# written like the one a runtime's `build` makes\n\
+if [ -z \"${LD_LIBRARY_PATH:-}\" ]; then LD_LIBRARY_PATH=/.singularity.d/libs; \
+else LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:/.singularity.d/libs\"; fi\n\
+PS1=\"Container> \"\nexport LD_LIBRARY_PATH PS1\n";
+
 /// A bare base sandbox like a site's base container: empty mount points for
 /// the host OS directories (bound in by the launcher config), merged-usr
 /// links, and the `/.singularity.d` marker.
@@ -302,6 +311,10 @@ pub fn base_sandbox(at: &Path) -> Result<(), String> {
         fs::create_dir_all(at.join(dir)).map_err(|e| format!("{}: {e}", at.join(dir).display()))?;
     }
     fs::set_permissions(at.join("tmp"), fs::Permissions::from_mode(0o1777)).map_err(|e| e.to_string())?;
+    // Real runtimes inject the prefixed variables right after 99-base.sh and
+    // drop them all when env/ exists without it (action_script.sh).
+    fs::write(at.join(BASE_ENV_SCRIPT), BASE_ENV_SCRIPT_TEXT)
+        .map_err(|e| format!("{}: {e}", at.join(BASE_ENV_SCRIPT).display()))?;
     for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin")] {
         symlink(target, at.join(link)).map_err(|e| format!("{}: {e}", at.join(link).display()))?;
     }

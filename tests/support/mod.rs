@@ -14,3 +14,9 @@ pub mod images;
 pub mod modules;
 pub mod prereq;
 pub mod run;
+
+/// `PATH` in a container before any prefixed change (`env.DefaultPath` of
+/// the real runtimes, modelled by the stand-in).
+pub fn standin_default_path() -> &'static str {
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}

@@ -10,12 +10,16 @@
 //! the flavour, as the launcher's `flavour = "auto"` expects (L10).
 //! Bad input: one line on stderr, exit 255 (as the real runtimes do).
 
+#[path = "standin/action.rs"]
+mod action;
 #[path = "standin/cli.rs"]
 mod cli;
 #[path = "standin/command.rs"]
 mod command;
 #[path = "standin/environment.rs"]
 mod environment;
+#[path = "standin/handoff.rs"]
+mod handoff;
 #[path = "standin/mounts.rs"]
 mod mounts;
 
@@ -50,19 +54,49 @@ fn try_run(args: &[OsString]) -> Result<std::convert::Infallible, String> {
             binary.display()
         )
     })?;
-    let request = cli::parse(args)?;
+    let host: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut request = cli::parse(args)?;
+    // Flags can be turned on from the environment (action_flags.go).
+    request.cleanenv |= flavour.flag_from_env(&host, "CLEANENV") || flavour.flag_from_env(&host, "CONTAINALL");
+    request.contain |= flavour.flag_from_env(&host, "CONTAIN") || flavour.flag_from_env(&host, "CONTAINALL");
+    request.no_eval |= flavour.flag_from_env(&host, "NO_EVAL");
+    // The JSON hand-off to the starter (starter.go): invalid UTF-8 becomes U+FFFD.
+    let command = handoff::json_round_trip(&request.command);
+    let command_args: Vec<OsString> = request.args.iter().map(|a| handoff::json_round_trip(a)).collect();
+    let host: Vec<(OsString, OsString)> = host
+        .iter()
+        .map(|(k, v)| (handoff::json_round_trip(k), handoff::json_round_trip(v)))
+        .collect();
+
     let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let layout = mounts::Layout::check(&request, home.as_deref(), &cwd)?;
-    let env = environment::container_environment(std::env::vars_os(), flavour, &request.image);
+    // HOME is the account's home directory from the password database,
+    // not $HOME (create.go:180-183; bind_paths_and_mounts.rst).
+    let home = account_home()?;
+    let layout = mounts::Layout::check(&request, &home, &cwd)?;
+    let image = std::path::absolute(&request.image).map_err(|e| format!("image path: {e}"))?;
+    let handoff = environment::handoff(&host, flavour, &image, &home, request.cleanenv);
 
     let root = mounts::assemble(&layout, &session_directory(&binary))?;
-    mounts::enter(&root, &cwd)?;
-    let program = command::resolve(
-        &request.command,
+    mounts::enter(&root, &cwd, &home)?;
+    let env = action::run(&handoff, flavour, request.no_eval)?;
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let program = command::look_path(
+        &command,
         env.get(std::ffi::OsStr::new("PATH")).map(|v| v.as_os_str()),
-    )?;
-    Err(command::exec(&program, &request.command, &request.args, &env))
+        &here,
+    )
+    .map_err(|e| format!("FATAL: {e}"))?;
+    Err(command::exec(&program, &command_args, &env))
+}
+
+/// The calling account's home directory (`getpwuid`).
+fn account_home() -> Result<PathBuf, String> {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => Ok(user.dir),
+        Ok(None) => Err(format!("no password entry for uid {uid}")),
+        Err(e) => Err(format!("password entry for uid {uid}: {e}")),
+    }
 }
 
 /// `<install prefix>/var/standin-runtime/session`, beside the binary's

@@ -1,8 +1,10 @@
 //! The command line the stand-in accepts: the subset of `singularity exec`
 //! that the launcher emits (L14), and nothing else.
 //!
-//! `[-s|--silent] exec [--bind LIST]… [--overlay=P | --overlay P]… IMAGE CMD ARGS…`
+//! `[-s|--silent] exec [EXEC FLAGS] [--bind LIST]… [--overlay=P[:ro] | --overlay P[:ro]]… IMAGE CMD ARGS…`
 //!
+//! Exec flags modelled: `-e/--cleanenv`, `-C/--containall`, `-c/--contain`,
+//! `--no-eval`, and `--nv`/`--rocm` (accepted; no GPU libraries exist here).
 //! Anything outside that subset is rejected, so a launcher that starts
 //! relying on a flag the stand-in does not model fails loudly instead of
 //! being silently "supported".
@@ -27,9 +29,16 @@ pub struct ExecRequest {
     pub image: PathBuf,
     pub command: OsString,
     pub args: Vec<OsString>,
+    /// `--cleanenv` (or implied by `--containall`): plain host variables dropped.
+    pub cleanenv: bool,
+    /// `--contain` (or implied by `--containall`): no host `$HOME`, `/tmp`, cwd.
+    pub contain: bool,
+    /// `--no-eval`: prefixed values are single-quoted, not evaluated.
+    pub no_eval: bool,
 }
 
-pub const USAGE: &str = "usage: [-s|--silent] exec [--bind LIST]... [--overlay=IMG]... IMAGE COMMAND [ARGS...]";
+pub const USAGE: &str =
+    "usage: [-s|--silent] exec [-e|-c|-C|--no-eval|--nv|--rocm]... [--bind LIST]... [--overlay=IMG[:ro]]... IMAGE COMMAND [ARGS...]";
 
 /// Parse the runtime's arguments (without argv[0]).
 pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
@@ -57,6 +66,7 @@ pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
 
     let mut binds = Vec::new();
     let mut overlays = Vec::new();
+    let (mut cleanenv, mut contain, mut no_eval) = (false, false, false);
     let image = loop {
         let Some(arg) = rest.next() else {
             return Err(format!("exec: no image given; {USAGE}"));
@@ -72,9 +82,26 @@ pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
             overlays.push(parse_overlay(path.as_bytes())?);
         } else if let Some(path) = bytes.strip_prefix(b"--overlay=") {
             overlays.push(parse_overlay(path)?);
+        } else if bytes == b"-B" {
+            let list = rest.next().ok_or("exec: -B needs a value")?;
+            binds.extend(parse_bind_list(list.as_bytes())?);
+        } else if bytes == b"-e" || bytes == b"--cleanenv" {
+            cleanenv = true;
+        } else if bytes == b"-c" || bytes == b"--contain" {
+            contain = true;
+        } else if bytes == b"-C" || bytes == b"--containall" {
+            // contain + cleanenv (+ PID/IPC namespaces, not modelled: docs/testing.md).
+            contain = true;
+            cleanenv = true;
+        } else if bytes == b"--no-eval" {
+            no_eval = true;
+        } else if bytes == b"--nv" || bytes == b"--rocm" {
+            // No GPU here: the real runtimes warn that no driver files were
+            // found and go on, which is what the stand-in does (silently).
         } else if bytes.starts_with(b"-") {
             return Err(format!(
-                "exec: unknown flag {arg:?} (the stand-in models only --bind and --overlay)"
+                "exec: unknown flag {arg:?} (the stand-in models only --bind, --overlay, \
+                 -e/--cleanenv, -c/--contain, -C/--containall, --no-eval, --nv, --rocm)"
             ));
         } else {
             break PathBuf::from(arg);
@@ -90,6 +117,9 @@ pub fn parse(args: &[OsString]) -> Result<ExecRequest, String> {
         image,
         command,
         args: rest.cloned().collect(),
+        cleanenv,
+        contain,
+        no_eval,
     })
 }
 
@@ -97,14 +127,16 @@ fn parse_overlay(path: &[u8]) -> Result<PathBuf, String> {
     if path.is_empty() {
         return Err("exec: empty --overlay value".into());
     }
-    if path.contains(&b':') {
-        // Apptainer reads `IMG:ro`; the launcher never emits it, so it is not modelled.
+    // `IMG:ro` is what both runtimes accept for a squashfs overlay (always
+    // mounted read-only anyway); other options are not modelled.
+    let image = path.strip_suffix(b":ro").unwrap_or(path);
+    if image.contains(&b':') || image.is_empty() {
         return Err(format!(
-            "exec: --overlay {:?}: overlay options after ':' are not modelled",
+            "exec: --overlay {:?}: only the ':ro' option is modelled",
             OsStr::from_bytes(path)
         ));
     }
-    Ok(PathBuf::from(OsStr::from_bytes(path)))
+    Ok(PathBuf::from(OsStr::from_bytes(image)))
 }
 
 /// `src[:dst],src[:dst],…`
@@ -153,7 +185,7 @@ mod tests {
             "--bind=/d",
             "--overlay=/1.sqsh",
             "--overlay",
-            "/2.sqsh",
+            "/2.sqsh:ro",
             "/base",
             "cmd",
             "--overlay",
@@ -185,12 +217,22 @@ mod tests {
         assert_eq!(request.command, OsString::from("cmd"));
         // Arguments after the command are never flags of the runtime.
         assert_eq!(request.args, args(&["--overlay", ""]));
+        assert!(!request.cleanenv && !request.contain && !request.no_eval);
+    }
+
+    #[test]
+    fn exec_flags_cleanenv_containall_no_eval() {
+        // action_flags.go: -e/--cleanenv, -c/--contain, -C/--containall (= contain + cleanenv + …).
+        let request = parse(&args(&["exec", "-C", "--nv", "/base", "cmd"])).unwrap();
+        assert!(request.cleanenv && request.contain && !request.no_eval);
+        let request = parse(&args(&["exec", "--cleanenv", "--no-eval", "/base", "cmd"])).unwrap();
+        assert!(request.cleanenv && !request.contain && request.no_eval);
     }
 
     #[test]
     fn rejects_what_is_not_modelled() {
         for bad in [
-            &["exec", "--contain", "/base", "cmd"][..],
+            &["exec", "--writable", "/base", "cmd"][..],
             &["--debug", "exec", "/base", "cmd"],
             &["run", "/base"],
             &["exec", "/base"],
@@ -198,7 +240,8 @@ mod tests {
             &[],
             &["exec", "--bind", "/a:/b:ro", "/base", "cmd"],
             &["exec", "--bind", "relative", "/base", "cmd"],
-            &["exec", "--overlay=/x.img:ro", "/base", "cmd"],
+            &["exec", "--overlay=/x.img:rw", "/base", "cmd"],
+            &["exec", "--overlay=:ro", "/base", "cmd"],
             &["exec", "--overlay"],
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad:?} was accepted");

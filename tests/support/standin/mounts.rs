@@ -30,7 +30,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn check(request: &ExecRequest, home: Option<&Path>, cwd: &Path) -> Result<Layout, String> {
+    pub fn check(request: &ExecRequest, home: &Path, cwd: &Path) -> Result<Layout, String> {
         let image = &request.image;
         if !image.exists() {
             return Err(format!("image {} does not exist", image.display()));
@@ -58,17 +58,21 @@ impl Layout {
             .iter()
             .map(|p| same_path_bind(Path::new(p)))
             .collect();
-        if let Some(home) = home.filter(|h| h.is_dir() && *h != Path::new("/")) {
-            binds.push(same_path_bind(home));
+        // `--contain`: no host home, /tmp or cwd (the real runtimes put
+        // fresh tmpfs directories there; the stand-in leaves the image's).
+        if !request.contain {
+            if home.is_dir() && home != Path::new("/") {
+                binds.push(same_path_bind(home));
+            }
+            binds.push(same_path_bind(Path::new("/tmp")));
         }
-        binds.push(same_path_bind(Path::new("/tmp")));
         for bind in &request.binds {
             if !bind.source.exists() {
                 return Err(format!("bind source {} does not exist", bind.source.display()));
             }
             binds.push(bind.clone());
         }
-        if cwd != Path::new("/") {
+        if cwd != Path::new("/") && !request.contain {
             binds.push(same_path_bind(cwd));
         }
         Ok(Layout {
@@ -157,15 +161,15 @@ pub fn assemble(layout: &Layout, session: &Path) -> Result<PathBuf, String> {
     Ok(root)
 }
 
-/// `chroot` into the assembled root and go back to the working directory.
-pub fn enter(root: &Path, cwd: &Path) -> Result<(), String> {
+/// `chroot` into the assembled root and go back to the working directory;
+/// where it is not in the container, the home directory, then `/`
+/// (container_linux.go: the runtimes fall back with a warning).
+pub fn enter(root: &Path, cwd: &Path, home: &Path) -> Result<(), String> {
     nix::unistd::chroot(root).map_err(|e| format!("chroot {}: {e}", root.display()))?;
-    std::env::set_current_dir(cwd).map_err(|e| {
-        format!(
-            "working directory {} is not reachable in the container: {e}",
-            cwd.display()
-        )
-    })
+    std::env::set_current_dir(cwd)
+        .or_else(|_| std::env::set_current_dir(home))
+        .or_else(|_| std::env::set_current_dir("/"))
+        .map_err(|e| format!("no working directory in the container: {e}"))
 }
 
 fn bind_into(root: &Path, bind: &BindSpec) -> Result<(), String> {
