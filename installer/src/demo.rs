@@ -137,6 +137,7 @@ pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
         config_text(&opts.env, &binds, opts.runtime.as_ref().and(runtime.as_deref())).as_bytes(),
         0o644,
     )?;
+    make_mount_points(&root.join("base"), &binds)?;
     write_file(&root.join(MARKER), b"made by `installer demo`; safe to delete\n", 0o644)?;
 
     ui.info("demo: building the farm");
@@ -206,12 +207,20 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 /// The base "image": a sandbox directory with `/.singularity.d` (the L5
-/// marker) and mount points. Merged-/usr symlinks are copied from the host;
-/// real top-level directories become binds. Returns every bind to configure.
+/// marker), `env/99-base.sh` (without it a real runtime drops every prefixed
+/// variable), `libs/`, and mount points. Merged-/usr symlinks are copied from
+/// the host; real top-level directories become binds. Returns every bind to
+/// configure; their mount points are made by `make_mount_points` once the
+/// config is written.
 pub fn make_base(base: &Path) -> Result<Vec<String>> {
-    for sub in [".singularity.d/env", ".singularity.d/actions", ".singularity.d/libs"] {
-        mkdir(&base.join(sub))?;
+    for sub in [".singularity.d/env", ".singularity.d/actions", crate::base::LIBS_DIR] {
+        mkdir(&base.join(sub.trim_start_matches('/')))?;
     }
+    write_file(
+        &base.join(crate::base::BASE_ENV_SCRIPT.trim_start_matches('/')),
+        crate::base::BASE_ENV_TEXT.as_bytes(),
+        0o755,
+    )?;
     for point in MOUNT_POINTS {
         mkdir(&base.join(point))?;
     }
@@ -232,6 +241,22 @@ pub fn make_base(base: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(binds)
+}
+
+/// A directory in `base` for every bind (all directories; DIR itself may not
+/// exist yet) and for the container prefix: what `installer check` asks of a
+/// sandbox base.
+pub fn make_mount_points(base: &Path, binds: &[String]) -> Result<()> {
+    for path in binds.iter().map(String::as_str).chain([PREFIX]) {
+        let point = crate::base::MountPoint {
+            path: PathBuf::from(path),
+            file: false,
+            source: String::new(),
+        };
+        crate::base::make_mount_point(base, &point)
+            .map_err(|e| InstallError::io(&base.join(path.trim_start_matches('/')), e))?;
+    }
+    Ok(())
 }
 
 /// Generate the env under `env_root` + `<prefix>/<env>` (the image's root).

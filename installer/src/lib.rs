@@ -12,6 +12,7 @@
 
 pub mod activation;
 pub mod alias;
+pub mod base;
 pub mod check;
 pub mod cli;
 pub mod demo;

@@ -152,3 +152,47 @@ fn i12_demo_refuses_a_directory_it_did_not_make() {
     assert!(stderr(&out).contains("is not an earlier demo"), "{}", stderr(&out));
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
 }
+
+/// issue 9 §3: the base the demo writes is one real runtimes accept in full:
+/// `env/99-base.sh` (without it Apptainer and SingularityCE drop every
+/// prefixed variable, L13), `libs/`, and a mount point for every bind of the
+/// generated launcher.toml and for the container prefix (a runtime with no
+/// writable layer over the base skips binds whose mount point is missing).
+/// And `installer check` finds nothing wrong with it.
+#[test]
+fn i12_l13_demo_base_is_a_base_real_runtimes_accept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = stub_launcher(tmp.path());
+    let dir = tmp.path().join("demo");
+    assert_success(&demo(&dir, &launcher, &["--env", "b-1"]));
+    let config = fs::read(dir.join("scripts/launcher.toml")).unwrap();
+    let config = launcher::config::Config::parse(&config, &dir.join("scripts/launcher.toml")).unwrap();
+    let base = config.runtime.image.clone().unwrap();
+    let inside = |p: &Path| base.join(p.strip_prefix("/").unwrap());
+    let script = inside(Path::new("/.singularity.d/env/99-base.sh"));
+    let meta = fs::symlink_metadata(&script).unwrap();
+    assert!(meta.is_file(), "{}", script.display());
+    // It sets nothing: only comments (and the #! line).
+    let text = fs::read_to_string(&script).unwrap();
+    assert!(text.lines().all(|l| l.is_empty() || l.starts_with('#')), "{text}");
+    assert!(fs::symlink_metadata(inside(Path::new("/.singularity.d/libs")))
+        .unwrap()
+        .is_dir());
+    assert!(!config.container.binds.is_empty());
+    for point in config.container.binds.iter().chain([&config.container.prefix]) {
+        let at = inside(point);
+        let meta = fs::symlink_metadata(&at).unwrap_or_else(|e| panic!("no mount point {}: {e}", at.display()));
+        assert!(meta.is_dir(), "mount point {} is not a directory", at.display());
+    }
+    assert_eq!(config.container.prefix, Path::new("/opt/conda"));
+    let runtime = tmp.path().join("apptainer");
+    write_exec(&runtime, "#!/bin/sh\necho 'apptainer version 1.3.6'\n");
+    let check = Command::new(env!("CARGO_BIN_EXE_installer"))
+        .args(["check", "--scripts"])
+        .arg(dir.join("scripts"))
+        .env("PATH", format!("{}:/usr/bin:/bin", tmp.path().display()))
+        .output()
+        .unwrap();
+    assert_success(&check);
+    assert!(!stdout(&check).contains("problem:"), "{}", stdout(&check));
+}
