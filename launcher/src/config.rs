@@ -248,8 +248,22 @@ fn check_var_name(path: &Path, table: &str, name: &str) -> Result<(), LaunchErro
     }
 }
 
+/// L21: names the launcher sets itself, or that decide the container's
+/// `PATH`, cannot be set as container variables: a wrong `LAUNCHER_DEPTH`
+/// would defeat the loop guard, and a `PREPEND_PATH` would hide the env.
+fn check_not_reserved(path: &Path, table: &str, name: &str) -> Result<(), LaunchError> {
+    let reserved = name.starts_with("LAUNCHER_") || matches!(name, "PREPEND_PATH" | "APPEND_PATH" | "PATH");
+    if reserved {
+        return Err(invalid(
+            path,
+            format!("{table}: '{name}' is reserved for the launcher (LAUNCHER_*, PATH, PREPEND_PATH, APPEND_PATH)"),
+        ));
+    }
+    Ok(())
+}
+
 /// A single path component: no `/`, not empty, not `.` or `..`.
-fn is_plain_name(name: &str) -> bool {
+pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
@@ -298,6 +312,7 @@ impl Config {
         }
         for name in self.container.env.keys() {
             check_var_name(path, "container.env", name)?;
+            check_not_reserved(path, "container.env", name)?;
         }
         for (name, command) in &self.commands {
             if !is_plain_name(name) {
@@ -357,8 +372,37 @@ impl EnvFacts {
         let facts: EnvFacts = parse_toml(text, path)?;
         for name in facts.env.keys() {
             check_var_name(path, "env", name)?;
+            check_not_reserved(path, "env", name)?;
         }
         Ok(facts)
+    }
+}
+
+#[cfg(test)]
+mod reserved_tests {
+    use super::*;
+
+    #[test]
+    fn l21_launcher_names_cannot_be_set_as_container_variables() {
+        let path = Path::new("/s/launcher.toml");
+        for name in [
+            "LAUNCHER_DEPTH",
+            "LAUNCHER_MOUNTED_ENV",
+            "PREPEND_PATH",
+            "APPEND_PATH",
+            "PATH",
+        ] {
+            let text = format!("[container.env]\n{name} = \"x\"\n");
+            let err = Config::parse(text.as_bytes(), path).unwrap_err();
+            assert_eq!(err.exit_code(), 125);
+            assert!(err.to_string().contains(name), "{err}");
+            let text = format!("[env]\n{name} = \"x\"\n");
+            assert!(
+                EnvFacts::parse(text.as_bytes(), Path::new("/s/e.d/env.toml")).is_err(),
+                "{name}"
+            );
+        }
+        assert!(Config::parse(b"[container.env]\nLAUNCHERX = \"x\"\n", path).is_ok());
     }
 }
 

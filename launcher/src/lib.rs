@@ -10,6 +10,7 @@ pub mod container_env;
 pub mod error;
 pub mod exec;
 pub mod flags;
+pub mod handover;
 pub mod invocation;
 pub mod mounts;
 pub mod pbs;

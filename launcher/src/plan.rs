@@ -13,12 +13,13 @@ use crate::config::{Builtin, CommandConfig, Config, EnvFacts, OverlaySet, CONFIG
 use crate::container_env::{prepend_path, PathRequest};
 use crate::error::LaunchError;
 use crate::flags::{parse_direct, DirectCall, USAGE};
+use crate::handover::{decode_args, encode_args, escape_for_eval, ARGV_VAR, MOUNTED_ENV_VAR, OVERLAYS_VAR};
 use crate::invocation::{invoked_path, resolve, resolve_env_alias, search_path, EnvLink, Invocation};
 use crate::mounts::{bind_list, overlays, own_image, OverlayRequest};
 use crate::pbs;
 use crate::probe::{FileStat, Probe};
 use crate::quote::{assignment, quote};
-use crate::runtime::{find_runtime, flavour};
+use crate::runtime::{find_runtime, flavour, Flavour};
 use crate::vars::Vars;
 
 /// Re-entries of the runtime tolerated before L21 stops the chain.
@@ -28,8 +29,10 @@ const MAX_TRUST_HOPS: usize = 8;
 /// Set inside the container to the runtime the outside hop used, so that
 /// `pbs_tmrsh` there can tell the remote node which runtime to run (L16).
 pub const RUNTIME_VAR: &str = "LAUNCHER_RUNTIME";
-/// The L21 counter, passed through the runtime in the host environment.
-pub const DEPTH_VAR: &str = "LAUNCHER_DEPTH";
+/// The L21 counter, passed through the runtime with the prefix (L13).
+pub use crate::handover::DEPTH_VAR;
+/// Variables the inside hop consumes: never passed on to the program (L21).
+const HANDOVER_VARS: [&str; 3] = [DEPTH_VAR, MOUNTED_ENV_VAR, ARGV_VAR];
 
 /// A process image to replace ourselves with.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +55,11 @@ impl ExecPlan {
             set_env: Vec::new(),
             unset_env: Vec::new(),
         }
+    }
+
+    /// Remove what the outside hop handed over for the inside hop (L21).
+    fn drop_handover(&mut self) {
+        self.unset_env.extend(HANDOVER_VARS.iter().map(OsString::from));
     }
 
     fn set(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
@@ -152,6 +160,7 @@ enum Mode {
 }
 
 /// Everything known about the launch once the mode is settled.
+#[derive(Clone)]
 struct Launch<'a> {
     config: &'a Config,
     env: String,
@@ -219,9 +228,26 @@ impl Planner<'_> {
         })?;
         let resolved = resolve(invoked, self.probe);
         self.note(|| format!("invoked as {}", resolved.invoked.display()));
-        let config = self.load_config(&resolved.launcher)?;
-
         let args: Vec<OsString> = inv.argv.iter().skip(1).cloned().collect();
+        let config = match self.load_config(&resolved.launcher) {
+            Ok(config) => config,
+            Err(error) => {
+                // `launcher --help` and `--version` need no config (a site
+                // migrating from launcher.sh, a user checking the install).
+                let called = resolved
+                    .env_link
+                    .as_ref()
+                    .map(|l| l.command.clone())
+                    .or_else(|| resolved.invoked.file_name().map(OsStr::to_os_string));
+                let default_name = called.is_some_and(|c| Config::default().is_launcher_name(&c));
+                if default_name {
+                    if let Some(show) = parse_direct(&args).ok().and_then(|call| help_or_version(&call.flags)) {
+                        return Ok(show);
+                    }
+                }
+                return Err(error);
+            }
+        };
         let mode = match resolved.env_link {
             Some(link) if !config.is_launcher_name(&link.command) => Mode::Command { link, args },
             Some(link) => Mode::Direct {
@@ -270,19 +296,8 @@ impl Planner<'_> {
                 }
             }
             Mode::Direct { link, call } => {
-                if call.flags.help {
-                    return Ok(Action::Show {
-                        text: USAGE.into(),
-                        stderr: false,
-                        exit: 0,
-                    });
-                }
-                if call.flags.version {
-                    return Ok(Action::Show {
-                        text: format!("launcher {}", env!("CARGO_PKG_VERSION")),
-                        stderr: false,
-                        exit: 0,
-                    });
+                if let Some(show) = help_or_version(&call.flags) {
+                    return Ok(show);
                 }
                 *dry_run |= call.flags.dry_run;
                 let Some(command) = call.command.clone() else {
@@ -423,6 +438,13 @@ impl Planner<'_> {
                 launch.config.container.marker.display()
             )
         });
+        let adopted;
+        let launch = if inside {
+            adopted = self.adopt_handover(launch);
+            &adopted
+        } else {
+            launch
+        };
         let command_config = launch.command_config();
         if command_config.and_then(|c| c.builtin) == Some(Builtin::PbsTmrsh) {
             return self.pbs_tmrsh(launch, inside).map(Action::Exec);
@@ -445,6 +467,31 @@ impl Planner<'_> {
         self.runtime_plan(launch).map(Action::Exec)
     }
 
+    /// Inside: take what the outside hop handed over (L2, L20): the env it
+    /// mounted, even if an alias moved since, and the arguments as they
+    /// were before the runtime's JSON hand-off.
+    fn adopt_handover<'l>(&mut self, launch: &Launch<'l>) -> Launch<'l> {
+        let mut adopted = launch.clone();
+        if let Some(env) = self.vars.get(MOUNTED_ENV_VAR).and_then(OsStr::to_str) {
+            if crate::config::is_plain_name(env) && env != launch.env {
+                self.note(|| {
+                    format!(
+                        "inside: env {env}, as mounted by the outside hop (link says {})",
+                        launch.env
+                    )
+                });
+                adopted.env = env.to_string();
+            }
+        }
+        if let Some(hex) = self.vars.get(ARGV_VAR) {
+            if let Some(args) = decode_args(hex, &launch.args) {
+                self.note(|| "inside: arguments restored byte for byte".into());
+                adopted.args = args;
+            }
+        }
+        adopted
+    }
+
     /// L6: exec `<prefix>/<env>/bin/<command>` with argv[0] = the invoked path.
     fn inside_command(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
         let target = launch.real_bin().join(&launch.command);
@@ -464,7 +511,7 @@ impl Planner<'_> {
         let mut argv = vec![launch.invoked.clone().into_os_string()];
         argv.extend(launch.args.iter().cloned());
         let mut plan = ExecPlan::new(target, argv);
-        plan.unset_env.push(DEPTH_VAR.into());
+        plan.drop_handover();
         self.note(|| format!("inside: exec {}", plan.program.display()));
         Ok(plan)
     }
@@ -475,7 +522,7 @@ impl Planner<'_> {
         let mut argv = vec![launch.command.clone()];
         argv.extend(launch.args.iter().cloned());
         let mut plan = ExecPlan::new(program, argv);
-        plan.unset_env.push(DEPTH_VAR.into());
+        plan.drop_handover();
         Ok(plan)
     }
 
@@ -487,7 +534,7 @@ impl Planner<'_> {
         let mut argv = vec![launch.command.clone()];
         argv.extend(launch.args.iter().cloned());
         let mut plan = ExecPlan::new(program, argv);
-        plan.unset_env.push(DEPTH_VAR.into());
+        plan.drop_handover();
         Ok(plan)
     }
 
@@ -553,12 +600,12 @@ impl Planner<'_> {
 
     /// The incoming L21 counter, refusing to go deeper than `MAX_DEPTH`.
     fn next_depth(&self) -> Result<u32, LaunchError> {
-        let depth = self
-            .vars
-            .get(DEPTH_VAR)
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
+        // A value that is not a number is nobody's count: treat it as
+        // exhausted rather than as 0, which would let a loop run forever.
+        let depth = match self.vars.get(DEPTH_VAR).filter(|v| !v.is_empty()) {
+            None => 0,
+            Some(v) => v.to_str().and_then(|v| v.parse::<u32>().ok()).unwrap_or(MAX_DEPTH),
+        };
         if depth >= MAX_DEPTH {
             return Err(LaunchError::Recursion { depth });
         }
@@ -617,9 +664,13 @@ impl Planner<'_> {
                     self.note(|| "pbs_tmrsh: no runtime found; the remote launcher will look for one".into());
                 }
                 let env_launcher = launch.env_launcher();
+                // Inside, the overlays this container really has (the outside
+                // hop may have had them from --overlay-path, not the variable).
+                let mounted = inside.then(|| self.vars.get(OVERLAYS_VAR)).flatten();
                 let overlay_path = launch
                     .flags()
                     .and_then(|f| f.overlay_path.clone())
+                    .or_else(|| mounted.map(OsStr::to_os_string))
                     .or_else(|| self.vars.get("CONTAINER_OVERLAY_PATH").map(OsStr::to_os_string))
                     .unwrap_or_default();
                 let remote = pbs::Remote {
@@ -636,7 +687,7 @@ impl Planner<'_> {
             }
         }
         let mut plan = ExecPlan::new(program, argv);
-        plan.unset_env.push(DEPTH_VAR.into());
+        plan.drop_handover();
         Ok(plan)
     }
 
@@ -679,7 +730,8 @@ impl Planner<'_> {
             &OverlayRequest {
                 user_list,
                 own: &own,
-                skip_own: flags.is_some_and(|f| f.no_default_overlay),
+                skip_own: flags.is_some_and(|f| f.no_default_overlay)
+                    || truthy(self.vars, "CONTAINER_OVERLAY_PATH_OVERRIDE"),
                 all_from: all.then_some(envs_dir),
             },
             self.probe,
@@ -689,6 +741,13 @@ impl Planner<'_> {
         let mut argv: Vec<OsString> = vec![runtime.clone().into_os_string()];
         argv.extend(config.runtime.flags.iter().map(OsString::from));
         argv.push("exec".into());
+        let exec_flags: Vec<&String> = config
+            .runtime
+            .exec_flags
+            .iter()
+            .chain(command_config.iter().flat_map(|c| c.exec_flags.iter()))
+            .collect();
+        argv.extend(exec_flags.iter().map(OsString::from));
         if let Some(binds) = bind_list(&config.container.binds, self.probe) {
             argv.push("--bind".into());
             argv.push(binds);
@@ -696,6 +755,7 @@ impl Planner<'_> {
         for overlay in &images {
             let mut arg = OsString::from("--overlay=");
             arg.push(overlay);
+            arg.push(":ro");
             argv.push(arg);
         }
         argv.push(image.into());
@@ -714,14 +774,15 @@ impl Planner<'_> {
         argv.extend(launch.args.iter().cloned());
 
         let mut plan = ExecPlan::new(runtime.clone(), argv);
-        let prefix = flavour.env_prefix();
-        let set_unless_user = |plan: &mut ExecPlan, vars: &Vars, name: &str, value: OsString| {
-            let full = format!("{prefix}{name}");
-            if !vars.contains(&full) {
-                plan.set(full, value);
-            }
+        let no_eval = exec_flags.iter().any(|f| *f == "--no-eval") || self.runtime_flag_set(flavour, "NO_EVAL");
+        let mut carrier = Carrier {
+            plan: &mut plan,
+            vars: self.vars,
+            flavour,
+            no_eval,
         };
-        // L13 PREPEND_PATH.
+        // L13 PATH: the user's own prefixed value first (either prefix),
+        // then the host PATH with this env's scripts bin made real.
         let existing: Vec<&OsStr> = ["APPTAINERENV_PREPEND_PATH", "SINGULARITYENV_PREPEND_PATH"]
             .iter()
             .filter_map(|n| self.vars.get(n))
@@ -741,28 +802,66 @@ impl Planner<'_> {
                 |entry| matcher.matches(entry, probe),
             )
         };
-        plan.set(format!("{prefix}PREPEND_PATH"), prepend);
-        if let Some(ld) = self.vars.get("LD_LIBRARY_PATH") {
-            set_unless_user(&mut plan, self.vars, "LD_LIBRARY_PATH", ld.to_os_string());
+        match carrier.user_value("PATH") {
+            // `<P>PATH` replaces PATH outright (runtime_vars.sh): keep the
+            // user's, with the env's entries in front.
+            Some(user_path) => {
+                let mut path = prepend;
+                if !user_path.is_empty() {
+                    path.push(":");
+                    path.push(user_path);
+                }
+                carrier.set("PATH", &path);
+            }
+            None => carrier.set("PREPEND_PATH", &prepend),
+        }
+        // A set-but-empty LD_LIBRARY_PATH would be exported empty and lose
+        // /.singularity.d/libs.
+        if let Some(ld) = self.vars.get("LD_LIBRARY_PATH").filter(|v| !v.is_empty()) {
+            carrier.set_unless_user("LD_LIBRARY_PATH", ld);
         }
         let facts_path = launch.env_dir().join(ENV_FILE_NAME);
         if let Some(facts) = self.env_facts(&facts_path)? {
-            for (name, value) in facts.env {
-                set_unless_user(&mut plan, self.vars, &name, value.into());
+            for (name, value) in &facts.env {
+                carrier.set_unless_user(name, OsStr::new(value));
             }
         }
         for (name, value) in &config.container.env {
-            set_unless_user(&mut plan, self.vars, name, value.into());
+            carrier.set_unless_user(name, OsStr::new(value));
         }
-        set_unless_user(&mut plan, self.vars, "CONDA_BASE", envs_dir.join(&launch.env).into());
+        carrier.set_unless_user("CONDA_BASE", envs_dir.join(&launch.env).as_os_str());
         if let Some(c) = command_config {
             for (name, value) in &c.env {
-                plan.set(name.as_str(), value.as_str());
+                // Exported for the runtime itself, and carried with the
+                // prefix so that --cleanenv keeps it (L13); the runtime's own
+                // variables (APPTAINER_NV…) are for the runtime only.
+                carrier.plan.set(name.as_str(), value.as_str());
+                if !Flavour::Apptainer.flag_prefixes().iter().any(|p| name.starts_with(p)) {
+                    carrier.set(name, OsStr::new(value));
+                }
             }
         }
-        set_unless_user(&mut plan, self.vars, RUNTIME_VAR, runtime.clone().into());
-        plan.set(DEPTH_VAR, depth.to_string());
+        carrier.set_unless_user(RUNTIME_VAR, runtime.as_os_str());
+        // What the inside hop needs travels with the prefix too (L13, L21).
+        carrier.set(DEPTH_VAR, OsStr::new(&depth.to_string()));
+        carrier.set(MOUNTED_ENV_VAR, OsStr::new(&launch.env));
+        let overlay_list = std::env::join_paths(&images).unwrap_or_default();
+        carrier.set(OVERLAYS_VAR, &overlay_list);
+        if let Some(hex) = encode_args(&launch.args) {
+            carrier.set(ARGV_VAR, &hex);
+        }
+        plan.unset_env.push(DEPTH_VAR.into());
         Ok(plan)
+    }
+
+    /// A runtime flag switched on from the environment (`APPTAINER_NO_EVAL=1`):
+    /// Go's `ParseBool` truth values.
+    fn runtime_flag_set(&self, flavour: Flavour, flag: &str) -> bool {
+        flavour.flag_prefixes().iter().any(|prefix| {
+            self.vars
+                .get(&format!("{prefix}{flag}"))
+                .is_some_and(|v| matches!(v.as_bytes(), b"1" | b"t" | b"T" | b"true" | b"TRUE" | b"True"))
+        })
     }
 
     /// `<env>.d/env.toml` when present (absent is normal: no activation vars).
@@ -778,6 +877,60 @@ impl Planner<'_> {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             }),
+        }
+    }
+}
+
+/// `--help` / `--version`, which need nothing but the flags.
+fn help_or_version(flags: &crate::flags::DirectFlags) -> Option<Action> {
+    let text = if flags.help {
+        USAGE.to_string()
+    } else if flags.version {
+        format!("launcher {}", env!("CARGO_PKG_VERSION"))
+    } else {
+        return None;
+    };
+    Some(Action::Show {
+        text,
+        stderr: false,
+        exit: 0,
+    })
+}
+
+/// Sets `<PREFIX>NAME` variables on a runtime plan so that each value
+/// arrives verbatim through the runtime's one shell evaluation (L13).
+struct Carrier<'p, 'v> {
+    plan: &'p mut ExecPlan,
+    vars: &'v Vars,
+    flavour: Flavour,
+    /// `--no-eval`: the runtime single-quotes values; nothing to escape.
+    no_eval: bool,
+}
+
+impl Carrier<'_, '_> {
+    fn set(&mut self, name: &str, value: &OsStr) {
+        let value = if self.no_eval {
+            value.to_os_string()
+        } else {
+            escape_for_eval(value)
+        };
+        self.plan.set(format!("{}{name}", self.flavour.env_prefix()), value);
+    }
+
+    /// The user's own value of `NAME` under any prefix the runtime reads,
+    /// the one the runtime would use.
+    fn user_value(&self, name: &str) -> Option<&OsStr> {
+        self.flavour
+            .env_prefixes_read()
+            .iter()
+            .find_map(|prefix| self.vars.get(&format!("{prefix}{name}")))
+    }
+
+    /// Set unless the user set it under a prefix the runtime reads: theirs
+    /// wins, and ours must not beat a legacy `SINGULARITYENV_` of theirs.
+    fn set_unless_user(&mut self, name: &str, value: &OsStr) {
+        if self.user_value(name).is_none() {
+            self.set(name, value);
         }
     }
 }

@@ -119,14 +119,16 @@ fn l14_command_mode_outside_builds_exact_runtime_command() {
             "exec".into(),
             "--bind".into(),
             fx.s("scripts/../bindme"),
-            format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh")),
+            format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh")),
             fx.s("scripts/../base.sif"),
             link.clone(),
             "-c".into(),
             "print(1)".into(),
         ]
     );
-    assert_eq!(e.env_value("LAUNCHER_DEPTH").unwrap(), "1");
+    // The counter travels with the prefix (L13, L21); the host's is dropped.
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
+    assert!(e.unset_env.contains(&OsString::from("LAUNCHER_DEPTH")));
 }
 
 #[test]
@@ -136,7 +138,7 @@ fn l2_alias_and_venv_chain_name_the_real_env() {
     std::fs::create_dir_all(&venv).unwrap();
     symlink(fx.p("scripts/e.d/bin/python3"), venv.join("python")).unwrap();
     let e = fx.exec(&[&fx.s("venv/bin/python")], &fx.vars(&[]));
-    assert!(strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))));
+    assert!(strs(&e.argv).contains(&format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh"))));
     assert_eq!(
         strs(&e.argv).last().unwrap(),
         &fx.s("venv/bin/python"),
@@ -186,7 +188,7 @@ fn l3_top_level_launcher_takes_env_flag_or_default_env() {
     let top = fx.s("scripts/launcher");
     let e = fx.exec(&[&top, "--env", "e", "bash"], &fx.vars(&[]));
     assert!(
-        strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))),
+        strs(&e.argv).contains(&format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh"))),
         "alias e resolved"
     );
     let err = fx.plan(&[&top, "bash"], &fx.vars(&[])).unwrap_err();
@@ -202,7 +204,7 @@ fn l3_top_level_launcher_takes_env_flag_or_default_env() {
     )
     .unwrap();
     let e = fx.exec(&[&top, "bash"], &fx.vars(&[]));
-    assert!(strs(&e.argv).contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))));
+    assert!(strs(&e.argv).contains(&format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh"))));
 }
 
 #[test]
@@ -226,7 +228,7 @@ fn l4_flags_only_in_direct_mode_and_before_command() {
         .into_iter()
         .filter(|a| a.starts_with("--overlay="))
         .collect();
-    assert_eq!(overlays, vec!["--overlay=/x.sqsh".to_string()]);
+    assert_eq!(overlays, vec!["--overlay=/x.sqsh:ro".to_string()]);
 }
 
 #[test]
@@ -254,8 +256,12 @@ fn l6_inside_execs_real_binary_with_invoked_argv0() {
     assert_eq!(strs(&e.argv), vec![link, "a b".to_string()]);
     assert_eq!(
         e.unset_env,
-        vec![OsString::from("LAUNCHER_DEPTH")],
-        "L21: counter removed for the program"
+        vec![
+            OsString::from("LAUNCHER_DEPTH"),
+            OsString::from("LAUNCHER_MOUNTED_ENV"),
+            OsString::from("LAUNCHER_ARGV_HEX")
+        ],
+        "L21: what the outside hop handed over is removed for the program"
     );
 }
 
@@ -333,9 +339,9 @@ fn l11_overlay_path_merged_one_argument_each() {
     assert_eq!(
         overlays,
         vec![
-            format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh")),
-            "--overlay=/a.sqsh".into(),
-            "--overlay=/b c.sqsh".into()
+            format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh")),
+            "--overlay=/a.sqsh:ro".into(),
+            "--overlay=/b c.sqsh:ro".into()
         ]
     );
 }
@@ -414,8 +420,8 @@ fn l15_per_command_env_and_overlays_all() {
     assert_eq!(
         overlays,
         vec![
-            format!("--overlay={}", fx.s("scripts/../envs/other.sqsh")),
-            format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))
+            format!("--overlay={}:ro", fx.s("scripts/../envs/other.sqsh")),
+            format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh"))
         ]
     );
     assert_eq!(e.env_value("WRAPPER").unwrap(), "ompi3");
@@ -698,7 +704,7 @@ fn l3_l4_legacy_launcher_sh_name_is_a_direct_call() {
         &fx.vars(&[]),
     );
     let argv = strs(&e.argv);
-    assert!(argv.contains(&"--overlay=/x.sqsh".to_string()), "{argv:?}");
+    assert!(argv.contains(&"--overlay=/x.sqsh:ro".to_string()), "{argv:?}");
     assert!(!argv.iter().any(|a| a.contains("e-1.sqsh")), "{argv:?}");
     assert_eq!(argv.last().unwrap(), "bash");
 }
@@ -735,7 +741,7 @@ fn l2_versioned_layout_never_leaks_the_version_dir() {
         let words = strs(&e.argv).join(" ") + &format!("{:?}", e.set_env);
         assert!(!words.contains(".versions"), "{words}");
         assert!(
-            words.contains(&format!("--overlay={}", fx.s("scripts/../envs/e-1.sqsh"))),
+            words.contains(&format!("--overlay={}:ro", fx.s("scripts/../envs/e-1.sqsh"))),
             "{words}"
         );
         assert!(!words.contains("bin/.."), "{words}");
@@ -762,7 +768,7 @@ fn l2_relative_alias_through_a_symlinked_scripts_dir() {
     let link = fx.s("lx/scripts-link/b.d/bin/python3");
     let e = fx.exec(&[&link], &fx.vars(&[]));
     assert!(
-        strs(&e.argv).contains(&format!("--overlay={}", fx.s("lx/scripts-link/../envs/e-1.sqsh"))),
+        strs(&e.argv).contains(&format!("--overlay={}:ro", fx.s("lx/scripts-link/../envs/e-1.sqsh"))),
         "{:?}",
         e.argv
     );
@@ -871,4 +877,216 @@ fn l17_shell_line_keeps_argv0_and_environment() {
         "{line}\n{text}"
     );
     assert!(text.ends_with("|a b|"), "{line}\n{text}");
+}
+
+// ---- real-runtime semantics (runtime-semantics.md; issue: real runtimes) ----
+
+fn overlay_args(e: &ExecPlan) -> Vec<String> {
+    strs(&e.argv)
+        .into_iter()
+        .filter(|a| a.starts_with("--overlay"))
+        .collect()
+}
+
+#[test]
+fn l13_prefixed_values_are_escaped_for_the_runtimes_one_evaluation() {
+    let fx = Fixture::new("[container.env]\nODD = 'a $HOME `id` \"q\" ends\\'\n");
+    let path = format!("/home/u/$dollar:{}", fx.path_var());
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/python3")],
+        &fx.vars(&[("PATH", &path), ("LD_LIBRARY_PATH", "/l/`x`")]),
+    );
+    assert_eq!(
+        e.env_value("APPTAINERENV_ODD").unwrap(),
+        "a \\$HOME \\`id\\` \"q\" ends\\\\"
+    );
+    assert!(e
+        .env_value("APPTAINERENV_PREPEND_PATH")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("/home/u/\\$dollar"));
+    assert_eq!(e.env_value("APPTAINERENV_LD_LIBRARY_PATH").unwrap(), "/l/\\`x\\`");
+    // --no-eval, in exec_flags or from the environment: passed as they are.
+    for (in_config, vars) in [(true, vec![]), (false, vec![("APPTAINER_NO_EVAL", "1")])] {
+        let fx = Fixture::new("[container.env]\nODD = 'a $HOME'\n");
+        if in_config {
+            let text = std::fs::read_to_string(fx.p("scripts/launcher.toml"))
+                .unwrap()
+                .replace("[runtime]\n", "[runtime]\nexec_flags = [\"--no-eval\"]\n");
+            std::fs::write(fx.p("scripts/launcher.toml"), text).unwrap();
+        }
+        let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&vars));
+        assert_eq!(
+            e.env_value("APPTAINERENV_ODD").unwrap(),
+            "a $HOME",
+            "{in_config} {vars:?}"
+        );
+    }
+}
+
+#[test]
+fn l13_empty_ld_library_path_not_forwarded_and_user_path_keeps_env_bin() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(&[&link], &fx.vars(&[("LD_LIBRARY_PATH", "")]));
+    assert_eq!(e.env_value("APPTAINERENV_LD_LIBRARY_PATH"), None);
+    let real_bin = fx.s("opt/conda/e-1/bin");
+    for user in ["APPTAINERENV_PATH", "SINGULARITYENV_PATH"] {
+        let e = fx.exec(&[&link], &fx.vars(&[(user, "/mine/bin:/usr/bin")]));
+        let path = e.env_value("APPTAINERENV_PATH").unwrap().to_str().unwrap().to_owned();
+        assert!(path.starts_with(&real_bin), "{user}: {path}");
+        assert!(path.ends_with(":/mine/bin:/usr/bin"), "{user}: {path}");
+    }
+    // A user's legacy SINGULARITYENV_X is not beaten by the launcher's APPTAINERENV_X.
+    let fx = Fixture::new("[container.env]\nPYTHONNOUSERSITE = \"x\"\n");
+    let e = fx.exec(&[&link], &fx.vars(&[("SINGULARITYENV_PYTHONNOUSERSITE", "")]));
+    assert_eq!(e.env_value("APPTAINERENV_PYTHONNOUSERSITE"), None);
+}
+
+#[test]
+fn l13_l21_what_the_inside_hop_needs_travels_with_the_prefix() {
+    let fx = Fixture::new("[commands.python3]\nenv = { WRAPPER = \"ompi3\", APPTAINER_NV = \"1\" }\n");
+    let e = fx.exec(
+        &[&fx.s("scripts/e.d/bin/python3")],
+        &fx.vars(&[("CONTAINER_OVERLAY_PATH", "/u.sqsh")]),
+    );
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_MOUNTED_ENV").unwrap(), "e-1");
+    assert_eq!(e.env_value("APPTAINERENV_WRAPPER").unwrap(), "ompi3");
+    assert_eq!(e.env_value("WRAPPER").unwrap(), "ompi3");
+    // The runtime's own variables are for the runtime only.
+    assert_eq!(e.env_value("APPTAINER_NV").unwrap(), "1");
+    assert_eq!(e.env_value("APPTAINERENV_APPTAINER_NV"), None);
+    assert_eq!(
+        e.env_value("APPTAINERENV_LAUNCHER_OVERLAYS").unwrap().to_str().unwrap(),
+        format!("{}:/u.sqsh", fx.s("scripts/../envs/e-1.sqsh"))
+    );
+}
+
+#[test]
+fn l24_exec_flags_go_after_exec_before_the_binds() {
+    let fx = Fixture::new("[commands.python3]\nexec_flags = [\"--rocm\"]\n");
+    let text = std::fs::read_to_string(fx.p("scripts/launcher.toml"))
+        .unwrap()
+        .replace("[runtime]\n", "[runtime]\nexec_flags = [\"--nv\", \"-B\", \"/x\"]\n");
+    std::fs::write(fx.p("scripts/launcher.toml"), text).unwrap();
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &fx.vars(&[]));
+    assert_eq!(
+        strs(&e.argv)[1..8],
+        ["-s", "exec", "--nv", "-B", "/x", "--rocm", "--bind"]
+    );
+    // Other commands get only the site-wide ones.
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/launcher"), "bash"], &fx.vars(&[]));
+    assert_eq!(strs(&e.argv)[1..7], ["-s", "exec", "--nv", "-B", "/x", "--bind"]);
+}
+
+#[test]
+fn l11_ro_override_variable_and_image_supplied_by_the_list() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(
+        &[&link],
+        &fx.vars(&[
+            ("CONTAINER_OVERLAY_PATH", "/u.sqsh"),
+            ("CONTAINER_OVERLAY_PATH_OVERRIDE", "1"),
+        ]),
+    );
+    assert_eq!(overlay_args(&e), ["--overlay=/u.sqsh:ro"]);
+    // The env image may be missing when the list supplies it (launcher.sh compat).
+    std::fs::remove_file(fx.p("envs/e-1.sqsh")).unwrap();
+    let e = fx.exec(&[&link], &fx.vars(&[("CONTAINER_OVERLAY_PATH", "/test/e-1.sqsh")]));
+    assert_eq!(overlay_args(&e), ["--overlay=/test/e-1.sqsh:ro"]);
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+}
+
+#[test]
+fn l2_inside_hop_uses_the_env_the_outside_hop_mounted() {
+    let fx = Fixture::new("");
+    fx.go_inside();
+    exe(&fx.p("opt/conda/e-2/bin/python3"));
+    std::fs::create_dir_all(fx.p("scripts/e-2.d/bin")).unwrap();
+    symlink("../../launcher", fx.p("scripts/e-2.d/bin/python3")).unwrap();
+    // The alias has moved to e-2 since the outside hop mounted e-1.
+    std::fs::remove_file(fx.p("scripts/e.d")).unwrap();
+    symlink("e-2.d", fx.p("scripts/e.d")).unwrap();
+    let link = fx.s("scripts/e.d/bin/python3");
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "e-1")]));
+    assert_eq!(e.program, fx.p("opt/conda/e-1/bin/python3"));
+    assert_eq!(strs(&e.argv)[0], link);
+    // Without the hand-over the link decides; a malformed name is ignored.
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "../x")]));
+    assert_eq!(e.program, fx.p("opt/conda/e-2/bin/python3"));
+}
+
+#[test]
+fn l20_non_utf8_arguments_are_carried_and_restored() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    let bad = OsString::from_vec(b"latin\xe9\xff\xfe".to_vec());
+    let argv = vec![OsString::from(&link), bad.clone(), OsString::from("ok")];
+    let outside = match plan(&invocation(argv.clone()), &fx.vars(&[]), &OsProbe).unwrap().action {
+        Action::Exec(e) => e,
+        other => panic!("{other:?}"),
+    };
+    let hex = outside
+        .env_value("APPTAINERENV_LAUNCHER_ARGV_HEX")
+        .expect("encoded")
+        .to_owned();
+    // All-UTF-8 arguments need nothing.
+    let plain = fx.exec(&[&link, "a"], &fx.vars(&[]));
+    assert_eq!(plain.env_value("APPTAINERENV_LAUNCHER_ARGV_HEX"), None);
+    // Inside, after the runtime replaced the bytes: restored.
+    fx.go_inside();
+    let mangled = vec![
+        OsString::from(&link),
+        OsString::from("latin\u{FFFD}\u{FFFD}\u{FFFD}"),
+        OsString::from("ok"),
+    ];
+    let mut vars = fx.vars(&[]);
+    vars.set("LAUNCHER_ARGV_HEX", hex);
+    let inside = match plan(&invocation(mangled), &vars, &OsProbe).unwrap().action {
+        Action::Exec(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(inside.argv[1..], [bad, OsString::from("ok")]);
+    assert!(inside.unset_env.contains(&OsString::from("LAUNCHER_ARGV_HEX")));
+}
+
+#[test]
+fn l16_pbs_tmrsh_inside_forwards_the_mounted_overlays() {
+    let fx = Fixture::new("[commands.pbs_tmrsh]\nbuiltin = \"pbs_tmrsh\"\n");
+    fx.go_inside();
+    let vars = fx.vars(&[("LAUNCHER_OVERLAYS", "/envs/e-1.sqsh:/extra.sqsh")]);
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/pbs_tmrsh"), "node2", "python3"], &vars);
+    let argv = strs(&e.argv);
+    let at = argv.iter().position(|a| a == "--overlay-path").expect("--overlay-path");
+    assert_eq!(argv[at + 1], "/envs/e-1.sqsh:/extra.sqsh");
+}
+
+#[test]
+fn l3_help_and_version_need_no_config() {
+    let fx = Fixture::new("");
+    std::fs::remove_file(fx.p("scripts/launcher.toml")).unwrap();
+    for flag in ["--help", "--version"] {
+        let plan = fx.plan(&[&fx.s("scripts/launcher"), flag], &fx.vars(&[])).unwrap();
+        assert!(matches!(plan.action, Action::Show { exit: 0, .. }), "{flag}: {plan:?}");
+    }
+    let err = fx
+        .plan(&[&fx.s("scripts/launcher"), "bash"], &fx.vars(&[]))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+}
+
+#[test]
+fn l21_a_depth_that_is_not_a_number_stops_the_chain() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    for garbage in ["x", "-1", "99999999999"] {
+        let err = fx.plan(&[&link], &fx.vars(&[("LAUNCHER_DEPTH", garbage)])).unwrap_err();
+        assert_eq!(err.exit_code(), 125, "{garbage}");
+    }
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_DEPTH", "")]));
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
 }

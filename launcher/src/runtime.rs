@@ -26,6 +26,23 @@ impl Flavour {
             Flavour::Singularity => "SINGULARITYENV_",
         }
     }
+
+    /// Every prefix the runtime reads, the winning one first: Apptainer
+    /// also reads `SINGULARITYENV_`, with lower priority (`env.go:44`).
+    pub fn env_prefixes_read(self) -> &'static [&'static str] {
+        match self {
+            Flavour::Apptainer => &["APPTAINERENV_", "SINGULARITYENV_"],
+            Flavour::Singularity => &["SINGULARITYENV_"],
+        }
+    }
+
+    /// Prefixes of the runtime's own flag variables (`APPTAINER_NO_EVAL`…).
+    pub fn flag_prefixes(self) -> &'static [&'static str] {
+        match self {
+            Flavour::Apptainer => &["APPTAINER_", "SINGULARITY_"],
+            Flavour::Singularity => &["SINGULARITY_"],
+        }
+    }
 }
 
 /// L9: `--runtime`, else `runtime.path`, else the first `apptainer` or

@@ -221,7 +221,7 @@ fn command_mode_exact_runtime_command_l14() {
             "exec".into(),
             "--bind".into(),
             "/etc".into(),
-            format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")),
+            format!("--overlay={}:ro", t.s("scripts/../envs/e-1.sqsh")),
             t.s("scripts/../base.sandbox"),
             link,
             "-c".into(),
@@ -229,7 +229,8 @@ fn command_mode_exact_runtime_command_l14() {
         ]
     );
     let env = t.recorded_env("apptainer");
-    assert_eq!(env["LAUNCHER_DEPTH"], "1");
+    assert_eq!(env["APPTAINERENV_LAUNCHER_DEPTH"], "1");
+    assert!(!env.contains_key("LAUNCHER_DEPTH"), "only the prefixed counter (L13)");
     assert_eq!(
         env["APPTAINERENV_PREPEND_PATH"],
         format!("{}:{}", t.s("opt/conda/e-1/bin"), t.s("host"))
@@ -246,7 +247,7 @@ fn direct_mode_runs_bare_command_l3() {
     ok(&t.run(&t.s("scripts/launcher"), &["--env", "e", "bash"], &[]));
     let argv = t.recorded_argv("apptainer");
     assert!(
-        argv.contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))),
+        argv.contains(&format!("--overlay={}:ro", t.s("scripts/../envs/e-1.sqsh"))),
         "{argv:?}"
     );
 }
@@ -257,7 +258,7 @@ fn alias_dir_resolves_env_l2() {
     ok(&t.run(&t.s("scripts/e.d/bin/python3"), &[], &[]));
     assert!(t
         .recorded_argv("apptainer")
-        .contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))));
+        .contains(&format!("--overlay={}:ro", t.s("scripts/../envs/e-1.sqsh"))));
 }
 
 #[test]
@@ -268,7 +269,7 @@ fn venv_chain_l2() {
     ok(&t.run(&t.s("venv/bin/python"), &["x"], &[]));
     let argv = t.recorded_argv("apptainer");
     assert_eq!(argv[argv.len() - 2..], [t.s("venv/bin/python"), "x".into()]);
-    assert!(argv.contains(&format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh"))));
+    assert!(argv.contains(&format!("--overlay={}:ro", t.s("scripts/../envs/e-1.sqsh"))));
 }
 
 #[test]
@@ -355,9 +356,9 @@ fn container_overlay_path_merging_l11() {
     assert_eq!(
         overlays,
         vec![
-            format!("--overlay={}", t.s("scripts/../envs/e-1.sqsh")),
-            "--overlay=/x/a.sqsh".into(),
-            "--overlay=/x/b c.sqsh".into()
+            format!("--overlay={}:ro", t.s("scripts/../envs/e-1.sqsh")),
+            "--overlay=/x/a.sqsh:ro".into(),
+            "--overlay=/x/b c.sqsh:ro".into()
         ]
     );
 }
@@ -371,7 +372,7 @@ fn overlays_all_l15() {
         .into_iter()
         .filter(|a| a.starts_with("--overlay"))
         .collect();
-    let img = |n: &str| format!("--overlay={}", t.s(&format!("scripts/../envs/{n}")));
+    let img = |n: &str| format!("--overlay={}:ro", t.s(&format!("scripts/../envs/{n}")));
     assert_eq!(overlays, vec![img("aa.sqsh"), img("zz.sqsh"), img("e-1.sqsh")]);
 }
 
@@ -394,7 +395,11 @@ fn override_script_calls_launcher_back_l15() {
     ok(&t.run(&t.s("scripts/e.d/bin/qsub"), &["job.sh"], &[]));
     let argv = t.recorded_argv("apptainer");
     assert_eq!(argv[argv.len() - 3..], ["qsub", "--wrapped", "job.sh"]);
-    assert_eq!(t.recorded_env("apptainer")["LAUNCHER_DEPTH"], "2", "script hop counted");
+    assert_eq!(
+        t.recorded_env("apptainer")["APPTAINERENV_LAUNCHER_DEPTH"],
+        "2",
+        "script hop counted"
+    );
 }
 
 #[test]
@@ -500,7 +505,7 @@ fn dry_run_prints_pasteable_command_l17() {
     ok(&t.run("/bin/sh", &["-c", &line], &[]));
     let argv = t.recorded_argv("apptainer");
     assert_eq!(argv[argv.len() - 4..], ["printf", "%s|", "a b", "it's"]);
-    assert_eq!(t.recorded_env("apptainer")["LAUNCHER_DEPTH"], "1");
+    assert_eq!(t.recorded_env("apptainer")["APPTAINERENV_LAUNCHER_DEPTH"], "1");
     // The environment variable form, and debug output on stderr.
     let out = t.run(
         &t.s("scripts/e.d/bin/python3"),
