@@ -56,6 +56,10 @@ impl Site {
         let scripts = root.join("scripts");
         fs::create_dir_all(&scripts).unwrap();
         fs::create_dir_all(root.join("base/.singularity.d")).unwrap();
+        // Mount points `installer check` asks of a sandbox base: the bind
+        // (this root) and the container prefix.
+        fs::create_dir_all(root.join("base/opt/conda")).unwrap();
+        fs::create_dir_all(root.join("base").join(root.strip_prefix("/").unwrap())).unwrap();
         // A runtime that is never run: the launcher is only asked for a dry run.
         write_exec(&root.join("rt/apptainer"), "#!/bin/sh\nexit 99\n");
         fs::write(

@@ -8,9 +8,10 @@ use std::path::{Component, Path, PathBuf};
 
 use launcher::config::ENV_FILE_NAME;
 
+use crate::base::{self, SandboxFs};
 use crate::farm::desired_tree;
 use crate::image::EnvImage;
-use crate::runtime;
+use crate::runtime::{self, Flavour};
 use crate::site::{image_env_name, is_alias_link, Site};
 use crate::swap::{self, Live};
 use crate::tree::{Node, Tree};
@@ -23,10 +24,15 @@ const MAX_LISTED: usize = 10;
 pub struct Report {
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// Facts worth knowing (the runtime's version and mode); never a failure.
+    pub infos: Vec<String>,
     pub envs: Vec<String>,
 }
 
 impl Report {
+    fn info(&mut self, text: impl Into<String>) {
+        self.infos.push(text.into());
+    }
     fn problem(&mut self, text: impl Into<String>) {
         self.problems.push(text.into());
     }
@@ -44,6 +50,8 @@ pub fn run(site: &Site, only: &[String]) -> Report {
     let mut report = Report::default();
     check_launcher(site, &mut report);
     check_runtime(site, &mut report);
+    check_base(site, &mut report);
+    check_host_commands(site, &mut report);
     let envs = match envs_to_check(site, only, &mut report) {
         Some(envs) => envs,
         None => return report,
@@ -84,6 +92,7 @@ fn check_runtime(site: &Site, report: &mut Report) {
                     rt.path.display()
                 ));
             }
+            check_runtime_product(&rt, report);
         }
         Err(why) => report.problem(format!("no container runtime: {why}")),
     }
@@ -96,6 +105,140 @@ fn check_runtime(site: &Site, report: &mut Report) {
             report.problem(format!("base image {} (runtime.image) not found", image.display()))
         }
         Some(_) => {}
+    }
+}
+
+/// The runtime's product, version and mode (`RUNTIME --version`, its
+/// setuid starter), and what follows from them.
+fn check_runtime_product(rt: &runtime::Runtime, report: &mut Report) {
+    use runtime::{Mode, Product, VersionError};
+    let path = rt.path.display();
+    let text = match runtime::version_output(&rt.path, runtime::VERSION_TIMEOUT) {
+        Ok(text) => text,
+        Err(VersionError::CannotRun(why)) => return report.problem(format!("runtime {path}: {why}")),
+        Err(VersionError::Failed(why)) => {
+            return report.warning(format!("runtime {path}: {why}; its version and mode are unknown"))
+        }
+    };
+    let Some(version) = runtime::parse_version(&text) else {
+        let first = text.lines().next().unwrap_or("").trim();
+        return report.warning(format!(
+            "runtime {path}: `--version` printed {first:?}, not `apptainer version …`, `singularity-ce version …` \
+             or `singularity version …`; its version and mode are unknown"
+        ));
+    };
+    let mode = runtime::mode(&rt.path);
+    report.info(format!(
+        "runtime {path}: {} {}, {}",
+        version.product.name(),
+        version.version,
+        mode.describe()
+    ));
+    if version.product != Product::Apptainer {
+        if matches!(mode, Mode::UserNamespace(_)) {
+            report.warning(format!(
+                "runtime {path}: {} without setuid cannot mount squashfs overlays (its native mode mounts images \
+                 through loop devices only), so no env image would be mounted; install it setuid (starter-suid)",
+                version.product.name()
+            ));
+        }
+        if rt.flavour == Some(Flavour::Apptainer) {
+            report.problem(format!(
+                "runtime {path} is {} {}, which ignores the APPTAINERENV_ variables the launcher would pass \
+                 (runtime.flavour): set runtime.flavour = \"singularity\"",
+                version.product.name(),
+                version.version
+            ));
+        }
+    }
+}
+
+/// The base image (issue 9 §3): a sandbox directory must be on a file system
+/// the runtimes can overlay, have `99-base.sh` when it has `env/`, the marker,
+/// and a mount point for every bind and the container prefix.
+fn check_base(site: &Site, report: &mut Report) {
+    let Some(image) = &site.config.runtime.image else {
+        return;
+    };
+    let Ok(meta) = std::fs::metadata(image) else { return };
+    let shown = image.display();
+    if !meta.is_dir() {
+        report.info(format!(
+            "base image {shown}: an image file (SIF), not inspected inside; one made by `apptainer build` \
+             or `singularity build` has what the runtimes need"
+        ));
+        return;
+    }
+    match base::sandbox_fs(image) {
+        Ok(SandboxFs::Local) => {}
+        Ok(SandboxFs::DropsOverlays(fs)) => report.problem(format!(
+            "base image {shown} is a sandbox directory on {fs}: Apptainer and SingularityCE cannot put an overlay \
+             over it and silently drop every --overlay, so no env would be mounted; use a SIF \
+             (apptainer build base.sif {shown}) or a sandbox on local storage"
+        )),
+        Ok(SandboxFs::Network(fs)) => report.warning(format!(
+            "base image {shown} is a sandbox directory on {fs}: the runtimes still overlay it, but every launch \
+             reads the base's files over the network; a SIF or a sandbox on local storage is faster and safer"
+        )),
+        Err(e) => report.warning(format!(
+            "base image {shown}: cannot tell its file system: {}",
+            crate::error::io_reason(&e)
+        )),
+    }
+    let in_base = |p: &Path| base::resolve_in_root(image, p);
+    let marker = &site.config.container.marker;
+    if marker.is_absolute() && in_base(marker).is_err() {
+        report.problem(format!(
+            "base image {shown} has no {} (container.marker): inside the container the launcher could not tell \
+             that it is inside (L5); images made by `apptainer build` have it",
+            marker.display()
+        ));
+    }
+    let has_env_dir = in_base(Path::new(base::ENV_DIR)).is_ok_and(|p| p.is_dir());
+    if has_env_dir && in_base(Path::new(base::BASE_ENV_SCRIPT)).is_err() {
+        report.problem(format!(
+            "base image {shown} has {}/ but no 99-base.sh: Apptainer and SingularityCE then drop every \
+             APPTAINERENV_/SINGULARITYENV_ variable (the env's PATH, CONDA_PREFIX, activation variables); \
+             add an empty {shown}{}",
+            base::ENV_DIR,
+            base::BASE_ENV_SCRIPT
+        ));
+    }
+    for point in base::mount_points(&site.config) {
+        let want = if point.file { "file" } else { "directory" };
+        match in_base(&point.path) {
+            Ok(found) => {
+                let is_dir = found.is_dir();
+                if is_dir == point.file {
+                    report.problem(format!(
+                        "base image {shown}: mount point {} ({}) is {}, the bind needs a {want}",
+                        point.path.display(),
+                        point.source,
+                        if is_dir { "a directory" } else { "not a directory" },
+                    ));
+                }
+            }
+            Err(_) => report.problem(format!(
+                "base image {shown}: no mount point {} ({}): make it a {want} in the base; a runtime that \
+                 cannot put a writable layer over the base does not create it",
+                point.path.display(),
+                point.source
+            )),
+        }
+    }
+}
+
+/// L8: a host command called from inside the container runs in the
+/// container's namespaces, with setuid blocked.
+fn check_host_commands(site: &Site, report: &mut Report) {
+    for (name, command) in &site.config.commands {
+        if command.host {
+            report.warning(format!(
+                "commands.{name}: host = true: called from inside the container, {name} still runs in the \
+                 container's namespaces with setuid blocked (no_new_privs), so ssh host-based authentication \
+                 (ssh-keysign), sudo and su fail there (L8)"
+            ));
+        }
     }
 }
 

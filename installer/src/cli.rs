@@ -264,6 +264,9 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 Err(e) => return Err(e),
             };
             let report = check::run(&site, &args.envs);
+            for info in &report.infos {
+                ui.info(format!("info: {info}"));
+            }
             for warning in &report.warnings {
                 println!("warning: {warning}");
             }

@@ -34,3 +34,215 @@ pub fn which(name: &str) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH");
     search_path(name.as_ref(), path_var.as_deref(), &OsProbe, |_| true)
 }
+
+/// Which product a runtime says it is (`RUNTIME --version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// `apptainer version X` (also when called as `singularity`).
+    Apptainer,
+    /// `singularity-ce version X`.
+    SingularityCe,
+    /// `singularity version X`: Singularity before the Apptainer/SingularityCE split.
+    Singularity,
+}
+
+impl Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Apptainer => "Apptainer",
+            Product::SingularityCe => "SingularityCE",
+            Product::Singularity => "Singularity",
+        }
+    }
+}
+
+/// What `RUNTIME --version` told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub product: Product,
+    pub version: String,
+}
+
+/// Read `apptainer version 1.3.6`, `singularity-ce version 4.1.0` or
+/// `singularity version 3.8.7` out of `--version`'s output.
+pub fn parse_version(text: &str) -> Option<Version> {
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [name, "version", version, ..] = words.as_slice() else {
+            return None;
+        };
+        let product = match name.to_ascii_lowercase().as_str() {
+            "apptainer" => Product::Apptainer,
+            "singularity-ce" => Product::SingularityCe,
+            "singularity" => Product::Singularity,
+            _ => return None,
+        };
+        Some(Version {
+            product,
+            version: version.to_string(),
+        })
+    })
+}
+
+/// Why `RUNTIME --version` gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionError {
+    /// The binary cannot be started at all (bad interpreter, not executable):
+    /// a launch would fail the same way.
+    CannotRun(String),
+    /// It ran but failed, or did not finish in time.
+    Failed(String),
+}
+
+/// How long `RUNTIME --version` may take.
+pub const VERSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run `RUNTIME --version` (stdin and stderr closed, at most 64 KiB of
+/// stdout read) and return its standard output. A runtime that hangs is
+/// killed, with its whole process group, after `timeout`.
+pub fn version_output(runtime: &std::path::Path, timeout: std::time::Duration) -> Result<String, VersionError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let shown = format!("`{} --version`", runtime.display());
+    let mut child = Command::new(runtime)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| VersionError::CannotRun(format!("cannot run {shown}: {}", crate::error::io_reason(&e))))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        // A thread, so that a grandchild holding the pipe open cannot block us.
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stdout.take(64 * 1024).read_to_end(&mut bytes);
+            let _ = tx.send(bytes);
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(None) => {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(VersionError::Failed(format!(
+                    "{shown} did not finish within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Err(e) => {
+                return Err(VersionError::Failed(format!(
+                    "{shown}: {}",
+                    crate::error::io_reason(&e)
+                )))
+            }
+        }
+    };
+    let bytes = rx
+        .recv_timeout(std::time::Duration::from_millis(500))
+        .unwrap_or_default();
+    if !status.success() {
+        return Err(VersionError::Failed(format!("{shown} failed ({status})")));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Whether the runtime runs containers through its setuid starter or in a
+/// user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `<prefix>/libexec/{apptainer,singularity}/bin/starter-suid`, setuid root.
+    Setuid(PathBuf),
+    /// No usable setuid starter; the text says why.
+    UserNamespace(String),
+}
+
+impl Mode {
+    pub fn describe(&self) -> String {
+        match self {
+            Mode::Setuid(starter) => format!("setuid mode ({} is setuid root)", starter.display()),
+            Mode::UserNamespace(why) => format!("user-namespace mode ({why})"),
+        }
+    }
+}
+
+/// The mode of the runtime at `runtime`: its install prefix is the parent
+/// of the (link-resolved) binary's `bin/`; setuid when the starter there is
+/// setuid root and the runtime's config does not say `allow setuid = no`.
+pub fn mode(runtime: &std::path::Path) -> Mode {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(runtime).unwrap_or_else(|_| runtime.to_path_buf());
+    let Some(prefix) = real.parent().and_then(std::path::Path::parent) else {
+        return Mode::UserNamespace(format!("{} has no install prefix", real.display()));
+    };
+    for name in ["apptainer", "singularity"] {
+        let starter = prefix.join("libexec").join(name).join("bin/starter-suid");
+        let Ok(meta) = std::fs::metadata(&starter) else {
+            continue;
+        };
+        if meta.mode() & 0o4000 == 0 || meta.uid() != 0 {
+            return Mode::UserNamespace(format!("{} is not setuid root", starter.display()));
+        }
+        if let Some(conf) = setuid_disallowed(prefix, name) {
+            return Mode::UserNamespace(format!("{} says allow setuid = no", conf.display()));
+        }
+        return Mode::Setuid(starter);
+    }
+    Mode::UserNamespace(format!(
+        "no starter-suid in {}/libexec/{{apptainer,singularity}}/bin",
+        prefix.display()
+    ))
+}
+
+/// The runtime's config (`<prefix>/etc/NAME/NAME.conf`, `/etc/NAME/NAME.conf`
+/// for a `/usr` install) when it says `allow setuid = no`.
+fn setuid_disallowed(prefix: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let conf_in = |etc: &std::path::Path| etc.join(name).join(format!("{name}.conf"));
+    let mut candidates = vec![conf_in(&prefix.join("etc"))];
+    if prefix == std::path::Path::new("/usr") {
+        candidates.push(conf_in(std::path::Path::new("/etc")));
+    }
+    let conf = candidates.into_iter().find(|c| c.is_file())?;
+    let text = std::fs::read_to_string(&conf).ok()?;
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .any(|(key, value)| key.split_whitespace().collect::<Vec<_>>() == ["allow", "setuid"] && value.trim() == "no")
+        .then_some(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        let v = |t: &str| parse_version(t).map(|v| (v.product, v.version));
+        assert_eq!(
+            v("apptainer version 1.1.9\n"),
+            Some((Product::Apptainer, "1.1.9".into()))
+        );
+        assert_eq!(
+            v("singularity-ce version 4.1.0-jammy\n"),
+            Some((Product::SingularityCe, "4.1.0-jammy".into()))
+        );
+        assert_eq!(
+            v("singularity version 3.8.7"),
+            Some((Product::Singularity, "3.8.7".into()))
+        );
+        assert_eq!(
+            v("INFO: x\napptainer version 1.3.6"),
+            Some((Product::Apptainer, "1.3.6".into()))
+        );
+        assert_eq!(v(""), None);
+        assert_eq!(v("docker version 20"), None);
+        assert_eq!(v("apptainer 1.1"), None);
+    }
+}

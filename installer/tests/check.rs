@@ -147,6 +147,7 @@ fn i10_warns_when_the_scripts_tree_is_not_bound() {
     let text = fs::read_to_string(f.scripts.join("launcher.toml")).unwrap();
     let unbound = text.replace(&format!("binds = [\"{}\"]", f.root().display()), "binds = [\"/usr\"]");
     fs::write(f.scripts.join("launcher.toml"), unbound).unwrap();
+    fs::create_dir(f.root().join("base/usr")).unwrap();
     let out = check(&f);
     // Under /tmp the runtime's default binds cover it; elsewhere they would not.
     if f.root().starts_with("/tmp") {
@@ -180,4 +181,213 @@ fn i10_an_installation_other_users_cannot_run_is_a_problem() {
         assert_problem(&out, &format!("{name} is {why}"));
     }
     f.check_clean();
+}
+
+fn assert_warning(out: &Output, needle: &str) {
+    let text = stdout(out);
+    assert!(
+        text.lines().any(|l| l.starts_with("warning: ") && l.contains(needle)),
+        "no warning line containing {needle:?}:\n{text}{}",
+        stderr(out)
+    );
+}
+
+fn assert_info(out: &Output, needle: &str) {
+    let text = stdout(out);
+    assert!(
+        text.lines().any(|l| l.starts_with("info: ") && l.contains(needle)),
+        "no info line containing {needle:?}:\n{text}{}",
+        stderr(out)
+    );
+}
+
+/// issue 9 §3, L13: a base with `/.singularity.d/env/` but no `99-base.sh`
+/// makes the real runtimes drop every prefixed variable.
+#[test]
+fn i10_l13_base_env_dir_without_99_base_sh() {
+    let f = installed();
+    let env = f.root().join("base/.singularity.d/env");
+    fs::create_dir(&env).unwrap();
+    assert_problem(&check(&f), "has /.singularity.d/env/ but no 99-base.sh");
+    fs::write(env.join("99-base.sh"), "#!/bin/sh\n").unwrap();
+    f.check_clean();
+    // No env/ at all is fine too (the runtimes then inject as well): the fixture.
+}
+
+/// issue 9 §3, L5: the marker must be in the base.
+#[test]
+fn i10_l5_base_without_the_marker() {
+    let f = installed();
+    fs::remove_dir(f.root().join("base/.singularity.d")).unwrap();
+    assert_problem(&check(&f), "has no /.singularity.d (container.marker)");
+}
+
+/// issue 9 §3, L12: a sandbox base needs a mount point for every bind that
+/// exists (configured or in exec_flags) and for the container prefix; a file
+/// bind needs a file.
+#[test]
+fn i10_l12_base_mount_points() {
+    let f = installed();
+    let base = f.root().join("base");
+    fs::remove_dir(base.join("opt/conda")).unwrap();
+    assert_problem(&check(&f), "no mount point /opt/conda (container.prefix)");
+    fs::create_dir(base.join("opt/conda")).unwrap();
+    f.check_clean();
+
+    let bound = base.join(f.root().strip_prefix("/").unwrap());
+    fs::remove_dir(&bound).unwrap();
+    assert_problem(
+        &check(&f),
+        &format!("no mount point {} (container.binds)", f.root().display()),
+    );
+    // A symlink inside the base leads to it the way the runtime follows it.
+    fs::create_dir_all(base.join("elsewhere")).unwrap();
+    symlink("/elsewhere", &bound).unwrap();
+    f.check_clean();
+
+    // exec_flags binds (L24): a file bind needs a file; a missing source needs nothing.
+    let hosts = f.root().join("hosts");
+    fs::write(&hosts, "").unwrap();
+    f.write_config_with(
+        &format!(
+            "path = \"../rt/apptainer\"\nexec_flags = [\"--nv\", \"-B\", \"{}:/etc/hosts.site,/nonexistent:/x\"]\n",
+            hosts.display()
+        ),
+        "",
+    );
+    assert_problem(&check(&f), "no mount point /etc/hosts.site (runtime.exec_flags)");
+    fs::create_dir_all(base.join("etc/hosts.site")).unwrap();
+    assert_problem(
+        &check(&f),
+        "mount point /etc/hosts.site (runtime.exec_flags) is a directory, the bind needs a file",
+    );
+    fs::remove_dir(base.join("etc/hosts.site")).unwrap();
+    fs::write(base.join("etc/hosts.site"), "").unwrap();
+    f.check_clean();
+}
+
+/// A runtime at `<root>/<prefix>/bin/<name>` that prints `version` for
+/// `--version`, named in the config.
+fn runtime_at(f: &Fixture, prefix: &str, name: &str, script: &str) -> std::path::PathBuf {
+    let path = f.root().join(prefix).join("bin").join(name);
+    write_exec(&path, script);
+    f.write_config_with(&format!("path = \"../{prefix}/bin/{name}\"\n"), "");
+    path
+}
+
+fn starter_suid(f: &Fixture, prefix: &str, name: &str, mode: u32) {
+    let starter = f
+        .root()
+        .join(prefix)
+        .join("libexec")
+        .join(name)
+        .join("bin/starter-suid");
+    write_exec(&starter, "#!/bin/sh\n");
+    fs::set_permissions(&starter, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// issue 9 §3: the runtime's product, version and mode are reported.
+#[test]
+fn i10_runtime_version_and_mode_apptainer() {
+    let f = installed();
+    let root = nix::unistd::geteuid().is_root();
+    runtime_at(
+        &f,
+        "ap",
+        "apptainer",
+        "#!/bin/sh\necho 'apptainer version 1.3.6-1.el9'\n",
+    );
+    let out = f.check_clean();
+    assert_info(&out, "Apptainer 1.3.6-1.el9, user-namespace mode (no starter-suid in");
+    starter_suid(&f, "ap", "apptainer", 0o755);
+    assert_info(&f.check_clean(), "user-namespace mode (");
+    assert_info(&f.check_clean(), "starter-suid is not setuid root)");
+    starter_suid(&f, "ap", "apptainer", 0o4755);
+    if root {
+        assert_info(&f.check_clean(), "Apptainer 1.3.6-1.el9, setuid mode (");
+        fs::create_dir_all(f.root().join("ap/etc/apptainer")).unwrap();
+        fs::write(
+            f.root().join("ap/etc/apptainer/apptainer.conf"),
+            "# allow setuid = yes\nallow setuid = no\n",
+        )
+        .unwrap();
+        assert_info(&f.check_clean(), "apptainer.conf says allow setuid = no)");
+    }
+    // `singularity` as a link to apptainer (how Apptainer installs it).
+    symlink("apptainer", f.root().join("ap/bin/singularity")).unwrap();
+    f.write_config_with("path = \"../ap/bin/singularity\"\n", "");
+    assert_info(&f.check_clean(), "ap/bin/singularity: Apptainer 1.3.6-1.el9");
+}
+
+/// issue 9 §3: SingularityCE without setuid cannot mount squashfs overlays;
+/// and a runtime that says it is SingularityCE must not get APPTAINERENV_.
+#[test]
+fn i10_runtime_singularity_ce_needs_setuid() {
+    let f = installed();
+    runtime_at(
+        &f,
+        "sce",
+        "singularity",
+        "#!/bin/sh\necho 'singularity-ce version 4.1.0'\n",
+    );
+    let out = f.check_clean();
+    assert_info(&out, "SingularityCE 4.1.0, user-namespace mode");
+    assert_warning(&out, "SingularityCE without setuid cannot mount squashfs overlays");
+    if nix::unistd::geteuid().is_root() {
+        starter_suid(&f, "sce", "singularity", 0o4755);
+        let out = f.check_clean();
+        assert_info(&out, "SingularityCE 4.1.0, setuid mode");
+        assert!(!stdout(&out).contains("cannot mount squashfs"), "{}", stdout(&out));
+    }
+    // Legacy Singularity 3.x, called `apptainer` by a confused site: the
+    // launcher would pass APPTAINERENV_, which it ignores.
+    runtime_at(&f, "old", "apptainer", "#!/bin/sh\necho 'singularity version 3.8.7'\n");
+    let out = check(&f);
+    assert_problem(&out, "is Singularity 3.8.7, which ignores the APPTAINERENV_ variables");
+    f.write_config_with("path = \"../old/bin/apptainer\"\nflavour = \"singularity\"\n", "");
+    assert_info(&f.check_clean(), "Singularity 3.8.7");
+}
+
+/// A runtime that cannot be run is a problem; one that fails, prints
+/// something else or hangs is a warning; never a panic, never a hang.
+#[test]
+fn i10_runtime_that_cannot_be_run() {
+    let f = installed();
+    runtime_at(&f, "bad", "apptainer", "#!/nonexistent/interpreter\n");
+    let out = check(&f);
+    assert_problem(&out, "cannot run `");
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    runtime_at(
+        &f,
+        "fails",
+        "apptainer",
+        "#!/bin/sh\necho 'apptainer version 1' ; exit 3\n",
+    );
+    assert_warning(&f.check_clean(), "--version` failed (exit status: 3)");
+
+    runtime_at(&f, "odd", "apptainer", "#!/bin/sh\necho 'hello'\n");
+    assert_warning(&f.check_clean(), "`--version` printed \"hello\"");
+
+    runtime_at(
+        &f,
+        "hangs",
+        "apptainer",
+        "#!/bin/sh\nsleep 120\necho 'apptainer version 1'\n",
+    );
+    let started = std::time::Instant::now();
+    let out = f.check_clean();
+    assert_warning(&out, "--version` did not finish within 5 s");
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
+/// L8: a host command is warned about (setuid is blocked inside).
+#[test]
+fn i10_l8_host_command_warning() {
+    let f = installed();
+    f.write_config("[commands.ssh]\nhost = true\n");
+    f.farm("e-1.0");
+    let out = f.check_clean();
+    assert_warning(&out, "commands.ssh: host = true: called from inside the container");
+    assert_warning(&out, "ssh-keysign");
 }

@@ -36,10 +36,18 @@ impl Fixture {
         let envs = dir.path().join("envs");
         fs::create_dir_all(&scripts).unwrap();
         fs::create_dir_all(&envs).unwrap();
-        fs::create_dir_all(dir.path().join("base/.singularity.d")).unwrap();
+        // A sandbox base with the marker and the mount points `check` asks
+        // for: the bind (the fixture's root) and the container prefix.
+        let base = dir.path().join("base");
+        fs::create_dir_all(base.join(".singularity.d")).unwrap();
+        fs::create_dir_all(base.join(PREFIX.trim_start_matches('/'))).unwrap();
+        fs::create_dir_all(base.join(dir.path().strip_prefix("/").unwrap())).unwrap();
         let runtime = dir.path().join("rt/apptainer");
         fs::create_dir_all(runtime.parent().unwrap()).unwrap();
-        write_exec(&runtime, "#!/bin/sh\nexit 0\n");
+        write_exec(
+            &runtime,
+            "#!/bin/sh\n[ \"$1\" = --version ] && echo 'apptainer version 1.3.6'\nexit 0\n",
+        );
         let launcher = dir.path().join("launcher-bin");
         write_exec(&launcher, "#!/bin/sh\necho \"stub launcher: $0 $*\"\n");
         let fixture = Fixture {
@@ -58,8 +66,14 @@ impl Fixture {
 
     /// `scripts/launcher.toml` with the standard settings plus `extra`.
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with("path = \"../rt/apptainer\"\n", extra);
+    }
+
+    /// `scripts/launcher.toml` whose `[runtime]` table holds `runtime` and
+    /// the standard `image`, then the standard `[container]` plus `extra`.
+    pub fn write_config_with(&self, runtime: &str, extra: &str) {
         let text = format!(
-            "[runtime]\npath = \"../rt/apptainer\"\nimage = \"../base\"\n\
+            "[runtime]\n{runtime}image = \"../base\"\n\
              [container]\nenvs_dir = \"../envs\"\nbinds = [\"{}\"]\n{extra}",
             self.root().display()
         );
