@@ -173,6 +173,71 @@ pub fn resolve(invoked: PathBuf, probe: &dyn Probe) -> Resolved {
     }
 }
 
+/// L2, the fallback when no hop of the chain is named `<X>.d/bin/<command>`:
+/// the directory of the invoked path may be reached through links under
+/// other names (`~/a3 -> <scripts>/analysis3.d`, `~/a3bin -> …/bin`). Resolve
+/// that directory's links component by component and try again from there.
+/// Costs a `readlink` per component, so it is only used when the chain did
+/// not name an env. `invoked` keeps its spelling (it is argv[0], L6).
+pub fn resolve_through_linked_dirs(invoked: &Path, probe: &dyn Probe) -> Option<Resolved> {
+    let name = normal_name(invoked)?;
+    let dir = invoked.parent()?;
+    let real_dir = physical_path(dir, probe)?;
+    if real_dir == dir {
+        return None;
+    }
+    let again = resolve(real_dir.join(name), probe);
+    again.env_link.as_ref()?;
+    Some(Resolved {
+        invoked: invoked.to_path_buf(),
+        ..again
+    })
+}
+
+/// `path` (absolute) with every symlink on it resolved, as the kernel would;
+/// `None` past the kernel's 40 links or for a relative path.
+fn physical_path(path: &Path, probe: &dyn Probe) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut pending: Vec<OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(component) = pending.pop() {
+        if component == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&component);
+        match probe.read_link(&candidate) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                pending.extend(target.components().rev().filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some(OsString::from("..")),
+                    _ => None,
+                }));
+            }
+            Err(_) => resolved = candidate,
+        }
+    }
+    Some(resolved)
+}
+
 /// Where the symlink `link`, whose content is `target`, points: a relative
 /// target is joined to the link's directory as text (`..` is left for the
 /// kernel, which resolves it through any links on the way).

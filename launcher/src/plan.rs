@@ -248,6 +248,15 @@ impl Planner<'_> {
                 return Err(error);
             }
         };
+        // `~/a3/bin/python3` with `~/a3 -> <scripts>/analysis3.d`: the env
+        // dir reached under another name (L2; launcher.sh compatibility).
+        let top_level = resolved.invoked.file_name().is_some_and(|n| config.is_launcher_name(n));
+        let resolved = match &resolved.env_link {
+            None if !top_level => {
+                crate::invocation::resolve_through_linked_dirs(&resolved.invoked, self.probe).unwrap_or(resolved)
+            }
+            _ => resolved,
+        };
         let mode = match resolved.env_link {
             Some(link) if !config.is_launcher_name(&link.command) => Mode::Command { link, args },
             Some(link) => Mode::Direct {

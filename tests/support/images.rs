@@ -90,6 +90,12 @@ pub const MAIN_TOOLS: &[Tool] = &[
         mode: 0o755,
         text: "#!/bin/sh\necho \"greet from analysis3-22.10:\" \"$@\"\n",
     },
+    // Says which env it belongs to (both envs have one: the alias race test).
+    Tool {
+        name: "envname",
+        mode: 0o755,
+        text: "#!/bin/sh\necho analysis3-22.10\n",
+    },
     // Stands for Jupyter (overlays = \"all\"): lists the envs it can see.
     Tool {
         name: "jupyter",
@@ -99,11 +105,18 @@ pub const MAIN_TOOLS: &[Tool] = &[
 ];
 
 /// Tools of the second env.
-pub const SECOND_TOOLS: &[Tool] = &[Tool {
-    name: "tool2",
-    mode: 0o755,
-    text: "#!/bin/sh\necho \"tool2 from tools-1.0\"\n",
-}];
+pub const SECOND_TOOLS: &[Tool] = &[
+    Tool {
+        name: "tool2",
+        mode: 0o755,
+        text: "#!/bin/sh\necho \"tool2 from tools-1.0\"\n",
+    },
+    Tool {
+        name: "envname",
+        mode: 0o755,
+        text: "#!/bin/sh\necho tools-1.0\n",
+    },
+];
 
 /// A built env image and the names in its `bin/` (for the scripts tree).
 #[derive(Debug, Clone)]
