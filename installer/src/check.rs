@@ -11,6 +11,7 @@ use launcher::config::ENV_FILE_NAME;
 use crate::base::{self, SandboxFs};
 use crate::farm::desired_tree;
 use crate::image::EnvImage;
+use crate::modulefile;
 use crate::runtime::{self, Flavour};
 use crate::site::{image_env_name, is_alias_link, Site};
 use crate::swap::{self, Live};
@@ -46,7 +47,8 @@ impl Report {
 
 /// Check the installation of `site`; `only` limits the per-env checks to
 /// those envs (all when empty).
-pub fn run(site: &Site, only: &[String]) -> Report {
+/// `modules`: the `--modules` directory, if given (else `modules_dir`).
+pub fn run(site: &Site, only: &[String], modules: Option<&Path>) -> Report {
     let mut report = Report::default();
     check_launcher(site, &mut report);
     check_runtime(site, &mut report);
@@ -67,7 +69,7 @@ pub fn run(site: &Site, only: &[String]) -> Report {
             path.display()
         ));
     }
-    check_permissions(site, &envs, &mut report);
+    check_permissions(site, &envs, modules, &mut report);
     check_access(site, &envs, &mut report);
     check_visibility(site, &mut report);
     report.envs = envs;
@@ -409,20 +411,20 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
     }
 }
 
-/// L19: nothing the launcher reads may be writable by others, nor sit in a
-/// directory writable by others without the sticky bit.
-fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
+/// L19 (`trust`): nothing a launch reads or runs may be changeable by a
+/// user other than root and the installation's owner: the config, the
+/// launcher, each `env.toml`, override and `script =` file, the env images,
+/// the base image, the runtime, the modulefiles; every directory of the
+/// installation; and every directory on the way to any of them.
+fn check_permissions(site: &Site, envs: &[String], modules: Option<&Path>, report: &mut Report) {
+    use crate::trust::{Checker, Kind};
     let mut files = vec![site.config_path(), site.launcher_path()];
     let mut dirs = vec![site.scripts.clone(), site.scripts.join(swap::VERSIONS_DIR)];
     for command in site.config.commands.values() {
         files.extend(command.script.clone());
     }
-    for dir in [site.overrides_dir()]
-        .into_iter()
-        .chain(envs.iter().map(|e| site.overrides_dir().join(e)))
-    {
-        files.extend(visible_files(&dir));
-    }
+    let mut override_dirs = vec![site.overrides_dir()];
+    override_dirs.extend(envs.iter().map(|e| site.overrides_dir().join(e)));
     for env in envs {
         let env_dir = site.env_dir(env);
         if !env_dir.exists() {
@@ -433,46 +435,59 @@ fn check_permissions(site: &Site, envs: &[String], report: &mut Report) {
             dirs.extend(real.parent().map(Path::to_path_buf));
             dirs.push(real);
         }
-        files.push(env_dir.join(ENV_FILE_NAME));
-        files.extend(visible_files(&env_dir.join("overrides")));
+        dirs.push(env_dir.clone());
         dirs.push(env_dir.join("bin"));
+        files.push(env_dir.join(ENV_FILE_NAME));
+        override_dirs.push(env_dir.join("overrides"));
     }
-    let mut seen = BTreeSet::new();
-    for file in files {
-        let Ok(real) = std::fs::canonicalize(&file) else {
-            continue;
-        };
-        if !seen.insert(real.clone()) {
-            continue;
-        }
-        if OsProbe.stat(&real).is_ok_and(|s| s.world_writable()) {
-            report.problem(format!(
-                "{} is writable by others (L19): chmod o-w {}",
-                file.display(),
-                real.display()
-            ));
-        }
-        if let Some(parent) = real.parent() {
-            dirs.push(parent.to_path_buf());
-        }
+    for dir in override_dirs {
+        files.extend(visible_files(&dir));
+        dirs.push(dir);
     }
-    for dir in dirs {
-        let Ok(real) = std::fs::canonicalize(&dir) else {
-            continue;
-        };
-        if !seen.insert(real.clone()) {
-            continue;
+    if let Ok(envs_dir) = site.envs_dir() {
+        dirs.push(envs_dir.to_path_buf());
+        let backup = envs_dir.join(crate::deploy::BACKUP_DIR_NAME);
+        for env in envs {
+            files.push(envs_dir.join(format!("{env}.sqsh")));
+            files.push(backup.join(format!("{env}.sqsh")));
         }
-        // The launcher's own test (L19), so the two never disagree.
-        let Ok(stat) = OsProbe.stat(&real) else { continue };
-        if stat.world_writable() && !stat.sticky() {
-            report.problem(format!(
-                "directory {} is writable by others without the sticky bit (L19): chmod o-w {}",
-                real.display(),
-                real.display()
-            ));
+        dirs.push(backup);
+    }
+    if let Some(image) = &site.config.runtime.image {
+        if image.is_dir() {
+            dirs.push(image.clone());
+            let env_scripts = image.join(base::ENV_DIR.trim_start_matches('/'));
+            dirs.push(env_scripts.parent().map_or_else(PathBuf::new, Path::to_path_buf));
+            dirs.push(env_scripts.clone());
+            files.extend(visible_files(&env_scripts));
+        } else {
+            files.push(image.clone());
         }
     }
+    if let Ok(rt) = runtime::find(&site.config) {
+        dirs.extend(rt.path.parent().map(Path::to_path_buf));
+        if let Some(real_dir) = std::fs::canonicalize(&rt.path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
+            dirs.push(real_dir);
+        }
+        files.push(rt.path);
+    }
+    if let Some(modules) = modulefile::dir(site, modules) {
+        files.push(modules.join(crate::modulefile::MODULERC));
+        files.extend(envs.iter().map(|e| modules.join(e)));
+        dirs.push(modules);
+    }
+    let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| d.is_dir()).collect();
+    let mut checker = Checker::new(&site.scripts, &dirs);
+    for dir in &dirs {
+        checker.check(dir, Kind::OwnDir);
+    }
+    for file in &files {
+        checker.check(file, Kind::File);
+    }
+    report.problems.extend(checker.problems);
 }
 
 /// Every user must be able to run what is installed: execute the launcher,

@@ -263,7 +263,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 }
                 Err(e) => return Err(e),
             };
-            let report = check::run(&site, &args.envs);
+            let report = check::run(&site, &args.envs, cli.site.modules.as_deref());
             for info in &report.infos {
                 ui.info(format!("info: {info}"));
             }

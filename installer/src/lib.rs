@@ -29,6 +29,7 @@ pub mod site;
 pub mod status;
 pub mod swap;
 pub mod tree;
+pub mod trust;
 pub mod ui;
 
 pub use error::{InstallError, Result};

@@ -78,15 +78,20 @@ fn i10_l19_world_writable_config() {
 }
 
 #[test]
-fn i10_l19_world_writable_directory_without_sticky_bit() {
+fn i10_l19_world_writable_directory_sticky_or_not() {
     let f = installed();
     let bin = f.bin("e-1.0");
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
-    assert_problem(&check(&f), "writable by others without the sticky bit");
+    assert_problem(&check(&f), "e-1.0.d/bin is writable by others (mode 0777)");
+    // issue 10: a sticky o+w directory of the installation is unsafe too:
+    // anyone may add a file to it.
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o1777)).unwrap();
     let out = check(&f);
+    assert_problem(
+        &out,
+        "e-1.0.d/bin is writable by others (mode 1777) (L19): the sticky bit does not stop",
+    );
     assert_problem(&out, "e-1.0.d/bin: mode 1777, `installer farm` writes 0755");
-    assert!(!stdout(&out).contains("sticky"), "{}", stdout(&out));
     // farm repairs it.
     f.farm("e-1.0");
     assert_success(&check(&f));
@@ -390,4 +395,150 @@ fn i10_l8_host_command_warning() {
     let out = f.check_clean();
     assert_warning(&out, "commands.ssh: host = true: called from inside the container");
     assert_warning(&out, "ssh-keysign");
+}
+
+/// `path` at `mode` makes `check` report a problem containing `needle`;
+/// restored, the installation is clean again.
+fn assert_mode_is_a_problem(f: &Fixture, path: &std::path::Path, mode: u32, needle: &str) {
+    let before = fs::metadata(path).unwrap().permissions();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let out = check(f);
+    fs::set_permissions(path, before).unwrap();
+    assert_problem(&out, needle);
+    f.check_clean();
+}
+
+/// issue 10 item 4: everything a launch depends on that others can write is
+/// a problem, one line each; an o+w directory of the installation is one
+/// even with the sticky bit.
+#[test]
+fn i10_l19_everything_a_launch_depends_on_o_w() {
+    let f = installed();
+    let root = f.root().to_path_buf();
+    let modules = root.join("modules/conda");
+    f.write_config_top(
+        "modules_dir = \"../modules/conda\"\n",
+        "path = \"../rt/apptainer\"\n",
+        "",
+    );
+    assert_success(&f.installer().args(["module", "--env", "e-1.0"]).output().unwrap());
+    f.check_clean();
+    let image = f.live("e-1.0");
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let file = |p: &std::path::Path| format!("{} is writable by others (L19)", shown(p));
+    let dir =
+        |p: &std::path::Path, mode: u32| format!("directory {} is writable by others (mode {mode:04o})", shown(p));
+    // The env image, the envs dir (sticky or not).
+    assert_mode_is_a_problem(&f, &image, 0o646, &file(&image));
+    assert_mode_is_a_problem(&f, &f.envs, 0o777, &dir(&f.envs, 0o777));
+    assert_mode_is_a_problem(&f, &f.envs, 0o1777, &dir(&f.envs, 0o1777));
+    // The base image (a sandbox directory here), its env scripts.
+    let base = root.join("base");
+    assert_mode_is_a_problem(&f, &base, 0o777, &dir(&base, 0o777));
+    assert_mode_is_a_problem(&f, &base, 0o1777, &dir(&base, 0o1777));
+    // The runtime and its directory.
+    let rt = root.join("rt/apptainer");
+    assert_mode_is_a_problem(&f, &rt, 0o757, "rt/apptainer is writable by others (L19)");
+    assert_mode_is_a_problem(&f, &root.join("rt"), 0o1777, &dir(&root.join("rt"), 0o1777));
+    // Every ancestor of <scripts>.
+    assert_mode_is_a_problem(&f, &root, 0o777, &dir(&root, 0o777));
+    // The modulefile, .modulerc, modules_dir and its parent.
+    assert_mode_is_a_problem(&f, &modules.join("e-1.0"), 0o666, &file(&modules.join("e-1.0")));
+    assert_mode_is_a_problem(&f, &modules.join(".modulerc"), 0o666, &file(&modules.join(".modulerc")));
+    assert_mode_is_a_problem(&f, &modules, 0o1777, &dir(&modules, 0o1777));
+    assert_mode_is_a_problem(&f, &root.join("modules"), 0o777, &dir(&root.join("modules"), 0o777));
+    // Overrides: a sticky overrides/ lets anyone add python3.sh (issue 10 item 2).
+    let overrides = f.scripts.join("overrides");
+    fs::create_dir(&overrides).unwrap();
+    assert_mode_is_a_problem(&f, &overrides, 0o1777, &dir(&overrides, 0o1777));
+}
+
+/// A SIF-like base image file writable by others.
+#[test]
+fn i10_l19_base_image_file_o_w() {
+    let f = installed();
+    let base = f.root().join("base");
+    fs::rename(&base, f.root().join("base.dir")).unwrap();
+    fs::write(&base, "SIF").unwrap();
+    fs::set_permissions(&base, fs::Permissions::from_mode(0o644)).unwrap();
+    assert_info(&f.check_clean(), "an image file (SIF), not inspected inside");
+    assert_mode_is_a_problem(&f, &base, 0o666, &format!("{} is writable by others", base.display()));
+}
+
+/// A sticky o+w ancestor is safe on the way to an entry of root or the
+/// installation's owner, not to anyone else's (issue 10 item 2, L19).
+#[test]
+fn i10_l19_sticky_ancestor_protects_only_trusted_entries() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // needs chown
+    }
+    let f = installed();
+    let root = f.root().to_path_buf();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o1777)).unwrap();
+    f.check_clean();
+    // The base, owned by nobody, in a sticky world-writable directory.
+    let base = root.join("base");
+    std::os::unix::fs::chown(&base, Some(65534), None).unwrap();
+    let out = check(&f);
+    assert_problem(
+        &out,
+        &format!(
+            "{} sits in {}, which is writable by others (mode 1777), and belongs to uid 65534",
+            base.display(),
+            root.display()
+        ),
+    );
+    // Not in a sticky directory: still someone else's.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_problem(
+        &check(&f),
+        &format!(
+            "{} belongs to uid 65534, neither root nor the installation's owner",
+            base.display()
+        ),
+    );
+    std::os::unix::fs::chown(&base, Some(0), None).unwrap();
+    f.check_clean();
+}
+
+/// issue 10 item 1 from check's side: a `script =` behind an o+w ancestor,
+/// and one reached through a symlink whose directory is o+w.
+#[test]
+fn i10_l19_script_behind_an_o_w_ancestor_or_symlink_hop() {
+    let f = installed();
+    let root = f.root().to_path_buf();
+    let tools = root.join("pub/tools");
+    fs::create_dir_all(&tools).unwrap();
+    write_exec(&tools.join("hello.sh"), "#!/bin/sh\n");
+    f.write_config(&format!(
+        "[commands.hello]\nscript = \"{}/hello.sh\"\n",
+        tools.display()
+    ));
+    f.farm("e-1.0");
+    f.check_clean();
+    assert_mode_is_a_problem(
+        &f,
+        &root.join("pub"),
+        0o777,
+        &format!(
+            "directory {}/pub is writable by others (mode 0777) (L19): anyone can replace {}",
+            root.display(),
+            tools.display()
+        ),
+    );
+    // Through a symlink that lives in an o+w directory.
+    let links = root.join("links");
+    fs::create_dir(&links).unwrap();
+    symlink(&tools, links.join("tools")).unwrap();
+    f.write_config(&format!(
+        "[commands.hello]\nscript = \"{}/tools/hello.sh\"\n",
+        links.display()
+    ));
+    f.check_clean();
+    assert_mode_is_a_problem(
+        &f,
+        &links,
+        0o777,
+        &format!("anyone can replace {}/tools in it", links.display()),
+    );
 }

@@ -72,8 +72,13 @@ impl Fixture {
     /// `scripts/launcher.toml` whose `[runtime]` table holds `runtime` and
     /// the standard `image`, then the standard `[container]` plus `extra`.
     pub fn write_config_with(&self, runtime: &str, extra: &str) {
+        self.write_config_top("", runtime, extra);
+    }
+
+    /// `write_config_with`, with top-level keys `top` first.
+    pub fn write_config_top(&self, top: &str, runtime: &str, extra: &str) {
         let text = format!(
-            "[runtime]\n{runtime}image = \"../base\"\n\
+            "{top}[runtime]\n{runtime}image = \"../base\"\n\
              [container]\nenvs_dir = \"../envs\"\nbinds = [\"{}\"]\n{extra}",
             self.root().display()
         );
