@@ -83,7 +83,9 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
         return Ok(());
     }
     crate::farm::ensure_scripts_dir(&site.scripts)?;
-    let _lock = lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))?;
+    let _lock = lock::acquire(&site.scripts, opts.wait, |msg| {
+        crate::output::err_line(&format!("installer: {msg}"))
+    })?;
     let mut changed = false;
     match &links {
         Some((tree, env)) => {

@@ -13,7 +13,7 @@ use crate::farm::{self, FarmOptions};
 use crate::pack::{self, Compression, PackOptions};
 use crate::site::Site;
 use crate::ui::Ui;
-use crate::{check, demo, modulefile, status};
+use crate::{check, demo, modulefile, output, status};
 
 /// Build and maintain the scripts tree of squashfs-packed conda
 /// environments for the launcher.
@@ -221,18 +221,25 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
+            // --help and --version go to stdout, usage errors to stderr.
+            if let Err(write) = e.print() {
+                if e.use_stderr() {
+                    return e.exit_code();
+                }
+                output::stdout_failed(write);
+            }
+            return output::finish(e.exit_code());
         }
     };
     let ui = Ui::new(cli.quiet);
-    match run(cli, &ui) {
+    let code = match run(cli, &ui) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("installer: {e}");
+            output::err_line(&format!("installer: {e}"));
             e.exit_code()
         }
-    }
+    };
+    output::finish(code)
 }
 
 fn load(site: &SiteArgs) -> Result<Site, InstallError> {
@@ -257,8 +264,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             let site = match load(&cli.site) {
                 Ok(site) => site,
                 Err(InstallError::Config(msg)) => {
-                    println!("problem: {msg}");
-                    println!("1 problem");
+                    output::out_line(&format!("problem: {msg}"));
+                    output::out_line("1 problem");
                     return Ok(EXIT_CHECK_FAILED);
                 }
                 Err(e) => return Err(e),
@@ -268,10 +275,10 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 ui.info(format!("info: {info}"));
             }
             for warning in &report.warnings {
-                println!("warning: {warning}");
+                output::out_line(&format!("warning: {warning}"));
             }
             for problem in &report.problems {
-                println!("problem: {problem}");
+                output::out_line(&format!("problem: {problem}"));
             }
             let summary = format!(
                 "{} envs checked: {} problems, {} warnings",
@@ -283,14 +290,14 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 ui.info(summary);
                 Ok(0)
             } else {
-                println!("{summary}");
+                output::out_line(&summary);
                 Ok(EXIT_CHECK_FAILED)
             }
         }
         Command::Status(args) => {
             let site = load(&cli.site)?;
             let rows = status::rows(&site, &args.envs)?;
-            print!("{}", status::render(&rows, status::shared_inodes(&site)));
+            output::out(&status::render(&rows, status::shared_inodes(&site)));
             Ok(0)
         }
         Command::Demo(args) => {
@@ -364,7 +371,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             } else {
                 crate::farm::ensure_scripts_dir(&site.scripts)?;
                 Some(crate::lock::acquire(&site.scripts, !args.no_wait, |msg| {
-                    eprintln!("installer: {msg}")
+                    crate::output::err_line(&format!("installer: {msg}"))
                 })?)
             };
             modulefile::write(&site, &args.env, &dir, args.dry_run, ui)?;

@@ -548,8 +548,8 @@ fn run_command(dir: &Path, env: &str, kind: EnvKind, runtime: Option<&Path>, ui:
             let output = command.output().map_err(cannot_run)?;
             let fake_text = fake.to_string_lossy().into_owned();
             let tidy = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&fake_text, runtime::RUNTIME_NAMES[0]);
-            print!("{}", tidy(&output.stdout));
-            eprint!("{}", tidy(&output.stderr));
+            crate::output::out(&tidy(&output.stdout));
+            crate::output::err(&tidy(&output.stderr));
             if !output.status.success() {
                 return Err(failed(format!("the launcher's dry run failed ({})", output.status)));
             }

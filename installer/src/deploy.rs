@@ -248,7 +248,9 @@ fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<ScriptsLo
     for dir in [&paths.envs, &paths.backup_dir] {
         swap::create_dirs(dir).map_err(|e| InstallError::io(dir, e))?;
     }
-    lock::acquire(&site.scripts, opts.wait, |msg| eprintln!("installer: {msg}"))
+    lock::acquire(&site.scripts, opts.wait, |msg| {
+        crate::output::err_line(&format!("installer: {msg}"))
+    })
 }
 
 /// The `<envs>/<env>` link, the farm and the modulefile: all idempotent.

@@ -237,7 +237,7 @@ fn build(
     let _lock = match held {
         Some(_) => None,
         None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
-            eprintln!("installer: {msg}")
+            crate::output::err_line(&format!("installer: {msg}"))
         })?),
     };
     // What a run killed part-way left: only this run can be writing here.

@@ -10,6 +10,9 @@
 //! `farm`/`check`/`status`/`demo`/`pack`/`deploy` (with rollback)/`alias`
 //! are the subcommands; `cli` turns the command line into calls of them.
 
+// Output goes through `output`: the print macros panic when a write fails.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod activation;
 pub mod alias;
 pub mod base;
@@ -23,6 +26,7 @@ pub mod fault;
 pub mod image;
 pub mod lock;
 pub mod modulefile;
+pub mod output;
 pub mod pack;
 pub mod runtime;
 pub mod site;

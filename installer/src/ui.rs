@@ -18,13 +18,13 @@ impl Ui {
     /// A line of normal output (stdout), unless `--quiet`.
     pub fn info(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            println!("{}", line.as_ref());
+            crate::output::out_line(line.as_ref());
         }
     }
 
     /// A warning: printed even with `--quiet`, on stderr.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("installer: warning: {}", line.as_ref());
+        crate::output::err_line(&format!("installer: warning: {}", line.as_ref()));
     }
 
     /// Whether progress bars are drawn: stderr is a terminal, no `-q`.
