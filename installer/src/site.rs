@@ -45,7 +45,7 @@ impl Site {
             Some(file) => absolute(file)?,
             None => scripts.join(CONFIG_FILE_NAME),
         };
-        let config_bytes = std::fs::read(&config_source).map_err(|e| {
+        let config_bytes = read_config(&config_source).map_err(|e| {
             InstallError::Config(format!(
                 "cannot read config {}: {}",
                 config_source.display(),
@@ -180,6 +180,37 @@ pub fn check_env_name(name: &str) -> Result<()> {
 
 /// Absolute form of `path` without resolving symlinks (aliases must keep
 /// their spelling).
+/// Largest config the installer reads: the launcher's limit (1 MiB, L19).
+pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
+
+/// Read a config file: a regular file of at most `MAX_CONFIG_SIZE` bytes.
+/// Opened without blocking, so a FIFO is refused instead of waited on, and
+/// `/dev/zero` is refused instead of read until memory runs out.
+pub fn read_config(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_CONFIG_SIZE {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {MAX_CONFIG_SIZE} bytes (1 MiB): {} bytes",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_SIZE {
+        return Err(std::io::Error::other("grew beyond the limit of 1 MiB while read"));
+    }
+    Ok(bytes)
+}
+
 pub fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| InstallError::io(path, e))
 }

@@ -254,3 +254,38 @@ fn every_subcommand_has_help() {
         assert!(stdout(&out).contains("Usage: installer"), "{sub}: {}", stdout(&out));
     }
 }
+
+/// issue 10 item 6, for the installer: only a regular file of at most 1 MiB
+/// is read as a config; `/dev/zero`, a FIFO or a huge file is one line and
+/// exit 3, never an allocation abort or a hang.
+#[test]
+fn config_that_is_not_a_sane_file() {
+    let f = Fixture::new();
+    let fifo = f.root().join("fifo.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let huge = f.root().join("huge.toml");
+    fs::File::create(&huge).unwrap().set_len((1 << 20) + 1).unwrap();
+    let cases = [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (fifo.as_path(), "not a regular file"),
+        (
+            huge.as_path(),
+            "larger than the limit of 1048576 bytes (1 MiB): 1048577 bytes",
+        ),
+    ];
+    for (config, why) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_installer"))
+            .arg("--config")
+            .arg(config)
+            .args(["--scripts"])
+            .arg(&f.scripts)
+            .arg("status")
+            .output()
+            .unwrap();
+        assert_error(
+            &out,
+            EXIT_CONFIG,
+            &format!("cannot read config {}: {why}", config.display()),
+        );
+    }
+}
