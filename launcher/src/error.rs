@@ -31,13 +31,16 @@ pub enum LaunchError {
         path: PathBuf,
         reason: String,
     },
+    /// L19: someone but root, the installation's owner and the caller
+    /// could change the file or the way to it (`trust::check`).
     #[error("refusing {what} {path}: {why}")]
     Insecure {
         what: &'static str,
         path: PathBuf,
+        /// Names the file or directory at fault and who can change it.
         why: String,
-        /// The file or directory to fix.
-        culprit: PathBuf,
+        /// The fix, for the hint line; never a mode that is still unsafe.
+        fix: String,
     },
     #[error("cannot work out the environment from {path}: {why}")]
     NoEnvironment { path: PathBuf, why: String },
@@ -81,10 +84,7 @@ impl LaunchError {
                 "hint: set runtime.path in launcher.toml, pass --runtime PATH, or load the apptainer/singularity module"
                     .into(),
             ),
-            LaunchError::Insecure { culprit, .. } => Some(format!(
-                "hint: chmod o-w {} (a shared directory may instead have the sticky bit: chmod +t)",
-                culprit.display()
-            )),
+            LaunchError::Insecure { fix, .. } => Some(format!("hint: {fix}")),
             LaunchError::Recursion { .. } => Some(
                 "hint: check container.marker in launcher.toml: it must exist inside the container"
                     .into(),

@@ -18,4 +18,5 @@ pub mod plan;
 pub mod probe;
 pub mod quote;
 pub mod runtime;
+pub mod trust;
 pub mod vars;

@@ -24,8 +24,6 @@ use crate::vars::Vars;
 
 /// Re-entries of the runtime tolerated before L21 stops the chain.
 pub const MAX_DEPTH: u32 = 3;
-/// Symlink hops followed when checking where a trusted file really lives.
-const MAX_TRUST_HOPS: usize = 8;
 /// Set inside the container to the runtime the outside hop used, so that
 /// `pbs_tmrsh` there can tell the remote node which runtime to run (L16).
 pub const RUNTIME_VAR: &str = "LAUNCHER_RUNTIME";
@@ -378,8 +376,12 @@ impl Planner<'_> {
         Ok(read.bytes)
     }
 
-    /// `may_be_link`: `path` may be a symlink (unknown, or known to be one);
-    /// then every hop's directory is checked too.
+    /// L19, walked by `trust::check`: refuse `path` when anyone but root,
+    /// the installation's owner and the caller could change it or the way to
+    /// it. `stat` is `path`'s own `lstat` unless `may_be_link`. `what` says
+    /// whose file it is: `config` (the owner comes from it), `script` (a
+    /// `script =` target), or `env.toml` / `override script`, which are
+    /// looked up only in case they exist (`Lookup::Optional`).
     fn check_trusted(
         &self,
         path: &Path,
@@ -387,47 +389,27 @@ impl Planner<'_> {
         may_be_link: bool,
         what: &'static str,
     ) -> Result<(), LaunchError> {
-        if stat.world_writable() {
-            return Err(LaunchError::Insecure {
-                what,
-                path: path.to_path_buf(),
-                why: "it is writable by others".into(),
-                culprit: path.to_path_buf(),
-            });
-        }
-        // The directory of the path as named, and of every symlink hop to the
-        // file itself: a link in a safe directory to a file in an unsafe one
-        // must not get through.
-        let mut current = path.to_path_buf();
-        for _ in 0..MAX_TRUST_HOPS {
-            self.check_directory(&current, path, what)?;
-            if !may_be_link {
-                break;
-            }
-            let Ok(target) = self.probe.read_link(&current) else {
-                break;
-            };
-            current = crate::invocation::follow(&current, target);
-        }
-        Ok(())
-    }
-
-    /// Refuse `file` when its directory is writable by others without the
-    /// sticky bit (L19).
-    fn check_directory(&self, file: &Path, named: &Path, what: &'static str) -> Result<(), LaunchError> {
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        match self.probe.stat(dir) {
-            Ok(dir_stat) if dir_stat.world_writable() && !dir_stat.sticky() => Err(LaunchError::Insecure {
-                what,
-                path: named.to_path_buf(),
-                why: format!("directory {} is writable by others (no sticky bit)", dir.display()),
-                culprit: dir.to_path_buf(),
-            }),
-            _ => Ok(()),
-        }
+        let named = self.vars.get("LAUNCHER_CONFIG").is_some_and(|p| !p.is_empty());
+        let owner = match what {
+            "config" if named => crate::trust::Owner::OfItself,
+            "config" => crate::trust::Owner::OfItsDirectory,
+            _ => crate::trust::Owner::FromConfig {
+                config: &self.config_path,
+                named,
+            },
+        };
+        let lookup = match what {
+            "env.toml" | "override script" => crate::trust::Lookup::Optional,
+            _ => crate::trust::Lookup::Required,
+        };
+        let request = crate::trust::Request {
+            path,
+            what,
+            lookup,
+            known: (!may_be_link).then_some(*stat),
+            owner,
+        };
+        crate::trust::check(self.probe, &request).map(drop)
     }
 
     /// The launcher binary's identity, to recognise launcher links (L7, L8, L21).
@@ -590,7 +572,7 @@ impl Planner<'_> {
                     reason: "override script is not executable".into(),
                 });
             }
-            self.check_trusted(&script, &stat, true, "override script")?;
+            self.check_trusted(&script, &stat, true, "script")?;
             return Ok(Some(script));
         }
         let mut name = launch.command.clone();

@@ -11,12 +11,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// What `stat(2)` says about a path (symlinks followed).
+/// What `stat(2)` (or `lstat(2)`) says about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStat {
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
+    /// The owner (L19 trusts root and the installation's owner only).
+    pub uid: u32,
 }
 
 impl FileStat {
@@ -25,6 +27,10 @@ impl FileStat {
     }
     pub fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+    /// Only `Probe::lstat` can say so; `stat` follows links.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
     }
     /// Any execute bit set on a regular file.
     pub fn is_executable_file(&self) -> bool {
@@ -59,6 +65,8 @@ pub trait Probe {
     fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
     /// `stat(2)`, following symlinks.
     fn stat(&self, path: &Path) -> io::Result<FileStat>;
+    /// `lstat(2)`: a symlink itself, not its target (the L19 walk).
+    fn lstat(&self, path: &Path) -> io::Result<FileStat>;
     /// The whole file and the `fstat` of the open file (no race between
     /// them), and whether `path` itself is a symlink.
     fn read_file(&self, path: &Path) -> io::Result<FileRead>;
@@ -66,6 +74,13 @@ pub trait Probe {
     fn readable(&self, path: &Path) -> bool;
     /// Names in a directory (unsorted); only `overlays = "all"` needs it.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
+    /// The effective uid of this process: a caller's own files are as safe
+    /// for it as root's (L19). Not a file-system call; asked only when the
+    /// trust walk meets an owner other than root.
+    fn caller_uid(&self) -> u32 {
+        // SAFETY: geteuid(2) has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
 }
 
 /// The real file system.
@@ -77,6 +92,7 @@ fn to_stat(m: &std::fs::Metadata) -> FileStat {
         mode: m.mode(),
         dev: m.dev(),
         ino: m.ino(),
+        uid: m.uid(),
     }
 }
 
@@ -87,6 +103,10 @@ impl Probe for OsProbe {
 
     fn stat(&self, path: &Path) -> io::Result<FileStat> {
         std::fs::metadata(path).map(|m| to_stat(&m))
+    }
+
+    fn lstat(&self, path: &Path) -> io::Result<FileStat> {
+        std::fs::symlink_metadata(path).map(|m| to_stat(&m))
     }
 
     fn read_file(&self, path: &Path) -> io::Result<FileRead> {
