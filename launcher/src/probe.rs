@@ -11,6 +11,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// Largest file `Probe::read_file` reads (config, `env.toml`): 1 MiB. A real
+/// `launcher.toml` is a few KiB; the cap keeps `/dev/zero`-like mistakes
+/// from costing more than a bounded allocation (L19).
+pub const MAX_READ_SIZE: u64 = 1 << 20;
+
 /// What `stat(2)` (or `lstat(2)`) says about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStat {
@@ -68,7 +73,9 @@ pub trait Probe {
     /// `lstat(2)`: a symlink itself, not its target (the L19 walk).
     fn lstat(&self, path: &Path) -> io::Result<FileStat>;
     /// The whole file and the `fstat` of the open file (no race between
-    /// them), and whether `path` itself is a symlink.
+    /// them), and whether `path` itself is a symlink. Only a regular file of
+    /// at most `MAX_READ_SIZE` bytes is read; anything else (a FIFO, a
+    /// device, a directory, a huge file) is an error, never a hang (L19).
     fn read_file(&self, path: &Path) -> io::Result<FileRead>;
     /// `access(R_OK)`.
     fn readable(&self, path: &Path) -> bool;
@@ -96,6 +103,29 @@ fn to_stat(m: &std::fs::Metadata) -> FileStat {
     }
 }
 
+/// `"a FIFO"` and so on, for "not a regular file" messages.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+fn too_big(size: &str) -> io::Error {
+    let message = format!("larger than the limit of {MAX_READ_SIZE} bytes (1 MiB): {size}");
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
 impl Probe for OsProbe {
     fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::read_link(path)
@@ -112,25 +142,41 @@ impl Probe for OsProbe {
     fn read_file(&self, path: &Path) -> io::Result<FileRead> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (a regular
+        // file ignores the flag). O_CLOEXEC comes with std's open.
+        let open = |flags| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags | libc::O_NONBLOCK)
+                .open(path)
+        };
         // O_NOFOLLOW first: the common case (not a symlink) then needs no
         // readlink to know it; a symlink fails with ELOOP and is opened again.
-        let nofollow = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path);
-        let (mut file, through_symlink) = match nofollow {
+        let (mut file, through_symlink) = match open(libc::O_NOFOLLOW) {
             Ok(file) => (file, false),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => (std::fs::File::open(path)?, true),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => (open(0)?, true),
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            let message = format!("not a regular file ({})", kind_of(meta.file_type()));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+        if meta.len() > MAX_READ_SIZE {
+            return Err(too_big(&format!("{} bytes", meta.len())));
+        }
         // Sized from the fstat above and read by hand: `read_to_end` would
-        // fstat and lseek again (L23 counts every call).
+        // fstat and lseek again (L23 counts every call). One byte more than
+        // the size, so that the usual read ends with the 0 of end of file; a
+        // file that grows meanwhile is still capped.
         let mut bytes = vec![0u8; meta.len() as usize + 1];
         let mut filled = 0;
         loop {
             if filled == bytes.len() {
-                bytes.resize(bytes.len() * 2, 0);
+                if filled as u64 > MAX_READ_SIZE {
+                    return Err(too_big("it grew while being read"));
+                }
+                bytes.resize((bytes.len() * 2).min(MAX_READ_SIZE as usize + 1), 0);
             }
             match file.read(&mut bytes[filled..]) {
                 Ok(0) => break,
@@ -159,5 +205,57 @@ impl Probe for OsProbe {
         std::fs::read_dir(path)?
             .map(|entry| entry.map(|e| e.file_name()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(path: &Path) -> String {
+        match OsProbe.read_file(path) {
+            Ok(read) => panic!("{} read: {} bytes", path.display(), read.bytes.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn l19_only_regular_files_of_sane_size_are_read() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(
+            refused(Path::new("/dev/zero")),
+            "not a regular file (a character device)"
+        );
+        assert_eq!(refused(t.path()), "not a regular file (a directory)");
+        let fifo = t.path().join("fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        // Opened without a writer: O_NONBLOCK, so no hang.
+        assert_eq!(refused(&fifo), "not a regular file (a FIFO)");
+        let big = t.path().join("big");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(1 << 30).unwrap(); // sparse: no disk used
+        assert_eq!(
+            refused(&big),
+            "larger than the limit of 1048576 bytes (1 MiB): 1073741824 bytes"
+        );
+        file.set_len(MAX_READ_SIZE).unwrap();
+        assert_eq!(OsProbe.read_file(&big).unwrap().bytes.len() as u64, MAX_READ_SIZE);
+        file.set_len(MAX_READ_SIZE + 1).unwrap();
+        assert!(refused(&big).starts_with("larger than the limit"));
+    }
+
+    #[test]
+    fn l19_read_file_says_when_it_came_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
+        let direct = OsProbe.read_file(&t.path().join("f")).unwrap();
+        let linked = OsProbe.read_file(&t.path().join("l")).unwrap();
+        assert!(!direct.through_symlink && linked.through_symlink);
+        assert_eq!((direct.bytes, linked.bytes), (b"x".to_vec(), b"x".to_vec()));
+        assert!(OsProbe.lstat(&t.path().join("l")).unwrap().is_symlink());
+        assert!(!OsProbe.stat(&t.path().join("l")).unwrap().is_symlink());
     }
 }

@@ -1,7 +1,8 @@
 //! L19 attacked for real: a second uid (2002, through `setpriv`) changes
 //! what a launch runs; the victim's launch of the built binary is refused
 //! with 125 and one line naming the path and who can change it, and the
-//! attacker's code never runs.
+//! attacker's code never runs. Also: only regular files of sane size are
+//! read as config or `env.toml`.
 //!
 //! Needs root (to switch uids), like the rest of the suite's set-up.
 
@@ -305,5 +306,60 @@ fn l19_files_owned_by_another_user_are_refused() {
     refused(
         &t.launch("python3"),
         &[&format!("directory {} belongs to uid {ATTACKER}", t.s("scripts/e-1.d"))],
+    );
+}
+
+/// Exactly one `launcher: cannot read config …` line and 125, quickly.
+fn unreadable_config(config: &Path, needle: &str) {
+    let t = Tree::new();
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(t.p("scripts/e-1.d/bin/python3"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LAUNCHER_CONFIG", config)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{}: {err}", config.display());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!("launcher: cannot read config {}: {needle}", config.display())
+    );
+}
+
+#[test]
+fn l19_config_must_be_a_regular_file_of_sane_size() {
+    let t = tempfile::tempdir().unwrap();
+    unreadable_config(Path::new("/dev/zero"), "not a regular file (a character device)");
+    unreadable_config(t.path(), "not a regular file (a directory)");
+    let fifo = t.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    unreadable_config(&fifo, "not a regular file (a FIFO)");
+    let big = t.path().join("big.toml");
+    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    unreadable_config(&big, "larger than the limit of 1048576 bytes (1 MiB): 1073741824 bytes");
+}
+
+#[test]
+fn l19_env_toml_must_be_a_regular_file() {
+    let t = Tree::new();
+    let env_toml = t.p("scripts/e-1.d/env.toml");
+    assert!(Command::new("mkfifo").arg(&env_toml).status().unwrap().success());
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(t.p("scripts/e-1.d/bin/python3"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "launcher: cannot read env.toml {}: not a regular file (a FIFO)",
+            env_toml.display()
+        )
     );
 }
