@@ -13,7 +13,7 @@ use std::ffi::{CStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
-use launcher::error::LaunchError;
+use launcher::error::{LaunchError, EXIT_LAUNCHER};
 use launcher::exec::perform;
 use launcher::invocation::Invocation;
 use launcher::plan::{plan, Action};
@@ -33,12 +33,76 @@ fn at_execfn() -> Option<OsString> {
     Some(OsString::from_vec(bytes))
 }
 
-fn fail(error: &LaunchError) -> ! {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "launcher: {error}");
-    if let Some(hint) = error.hint() {
-        let _ = writeln!(stderr, "launcher: {hint}");
+/// Exit status when stdout's reader has gone and SIGPIPE is ignored (so
+/// `write` says EPIPE instead of the signal ending us): 128 + SIGPIPE, what a
+/// shell reports for a program SIGPIPE ended, as coreutils are in the same
+/// place. Nothing is printed (L18, docs/architecture.md).
+const EXIT_BROKEN_PIPE: i32 = 128 + libc::SIGPIPE;
+
+/// Before writing to stderr: a reader that has gone must not end the
+/// launcher by SIGPIPE, changing its exit status or, for debug notes,
+/// stopping the launch. The exec restores the default for the program
+/// (`CommandExt::exec`, L22).
+fn ignore_sigpipe() {
+    // SAFETY: setting a disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+}
+
+/// Lines to stderr. Errors are ignored: there is nowhere left to report them.
+fn to_stderr<S: AsRef<str>>(lines: &[S]) {
+    ignore_sigpipe();
+    let mut stderr = std::io::stderr().lock();
+    for line in lines {
+        let _ = writeln!(stderr, "{}", line.as_ref());
+    }
+}
+
+/// All of `bytes` to file descriptor `fd`, unbuffered (nothing is left in a
+/// buffer to be retried at exit).
+fn write_fd(fd: libc::c_int, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe a live slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// Print `text` and a newline on stdout (`--help`, `--version`,
+/// `--dry-run`), then exit with `code` (L18): a closed stdout (EBADF) is
+/// like `/dev/null`; a reader that has gone ends quietly (SIGPIPE, or
+/// `EXIT_BROKEN_PIPE` when SIGPIPE is ignored); any other error (a full
+/// disk) is one line and 125.
+fn print_and_exit(text: &str, code: i32) -> ! {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(b'\n');
+    match write_fd(libc::STDOUT_FILENO, &bytes) {
+        Ok(()) => std::process::exit(code),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => std::process::exit(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_BROKEN_PIPE),
+        Err(e) => {
+            to_stderr(&[format!("launcher: cannot write to stdout: {e}")]);
+            std::process::exit(EXIT_LAUNCHER);
+        }
+    }
+}
+
+fn fail(error: &LaunchError) -> ! {
+    let mut lines = vec![format!("launcher: {error}")];
+    if let Some(hint) = error.hint() {
+        lines.push(format!("launcher: {hint}"));
+    }
+    to_stderr(&lines);
     std::process::exit(error.exit_code());
 }
 
@@ -58,28 +122,30 @@ fn run() -> ! {
     let vars = Vars::from_process();
     let planned = plan(&invocation, &vars, &OsProbe).unwrap_or_else(|e| fail(&e));
     if let Some(notes) = &planned.notes {
-        let mut stderr = std::io::stderr().lock();
-        for note in notes {
-            let _ = writeln!(stderr, "launcher: debug: {note}");
-        }
+        let lines: Vec<String> = notes.iter().map(|note| format!("launcher: debug: {note}")).collect();
+        to_stderr(&lines);
     }
     match planned.action {
-        Action::Show { text, stderr, exit } => {
-            if stderr {
-                eprintln!("{text}");
-            } else {
-                println!("{text}");
-            }
+        Action::Show {
+            text,
+            stderr: true,
+            exit,
+        } => {
+            to_stderr(&[text]);
             std::process::exit(exit);
         }
+        Action::Show {
+            text,
+            stderr: false,
+            exit,
+        } => print_and_exit(&text, exit),
         Action::Exec(exec) => {
             if planned.dry_run || planned.notes.is_some() {
                 let line = exec.shell_line();
                 if planned.dry_run {
-                    println!("{line}");
-                    std::process::exit(0);
+                    print_and_exit(&line, 0);
                 }
-                eprintln!("launcher: debug: exec {line}");
+                to_stderr(&[format!("launcher: debug: exec {line}")]);
             }
             fail(&perform(&exec));
         }
