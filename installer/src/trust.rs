@@ -14,10 +14,12 @@
 //!   override script, `zzz.sqsh` under `overlays = "all"`, a modulefile), and
 //!   there a sticky bit stops nobody from adding one: any o+w is unsafe.
 //!
-//! The files themselves must not be writable by others, and the files and the
-//! own directories must belong to root or the installation's owner (the owner
-//! of `<scripts>`). Group write is not judged: who is in a group is the site's
-//! business.
+//! The files themselves must not be writable by others, and the files and
+//! every directory on the way must belong to root or the installation's owner
+//! (the owner of `<scripts>`): their owner can change them whatever the mode.
+//! These are the launcher's own rules (`launcher::trust`), so what `check`
+//! passes a launch does not refuse. Group write is not judged: who is in a
+//! group is the site's business.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -201,6 +203,17 @@ impl Checker {
         let Some(dir) = self.dir_meta(&step.dir) else { return };
         let mode = dir.mode() & 0o7777;
         if mode & 0o002 == 0 {
+            if !self.trusted(dir.uid()) {
+                // Its owner can rename what is in it (the launcher's rule too).
+                let text = format!(
+                    "directory {} belongs to uid {}, {} (L19): that user can replace {} in it; chown it",
+                    step.dir.display(),
+                    dir.uid(),
+                    self.who(),
+                    step.path.display()
+                );
+                self.report(&step.dir.clone(), text);
+            }
             return;
         }
         if self.own_dirs.contains(&step.dir) {

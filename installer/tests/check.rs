@@ -526,6 +526,19 @@ fn i10_l19_script_behind_an_o_w_ancestor_or_symlink_hop() {
             tools.display()
         ),
     );
+    // An ancestor that another user owns: they can swap tools/ (the launcher
+    // refuses it too).
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(root.join("pub"), Some(65534), None).unwrap();
+        assert_problem(
+            &check(&f),
+            &format!(
+                "directory {}/pub belongs to uid 65534, neither root nor the installation's owner",
+                root.display()
+            ),
+        );
+        std::os::unix::fs::chown(root.join("pub"), Some(0), None).unwrap();
+    }
     // Through a symlink that lives in an o+w directory.
     let links = root.join("links");
     fs::create_dir(&links).unwrap();
