@@ -84,6 +84,8 @@ pub enum FlavourSetting {
     Auto,
     Apptainer,
     Singularity,
+    /// The launcher's own runtime: no Apptainer or Singularity needed.
+    Native,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

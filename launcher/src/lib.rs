@@ -13,6 +13,7 @@ pub mod flags;
 pub mod handover;
 pub mod invocation;
 pub mod mounts;
+pub mod native;
 pub mod pbs;
 pub mod plan;
 pub mod probe;

@@ -113,6 +113,14 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 
 fn run() -> ! {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Multicall: the launcher runs its own binary as the native runtime.
+    if launcher::native::is_native_call(argv.first().map(OsString::as_os_str)) {
+        let error = launcher::native::run(&argv[1..]);
+        let mut lines = vec![format!("launcher-native: {error}")];
+        lines.extend(error.hint_text().map(|h| format!("launcher-native: hint: {h}")));
+        to_stderr(&lines);
+        std::process::exit(error.exit_code());
+    }
     let needs_cwd = argv.first().is_none_or(|a| !a.as_encoded_bytes().starts_with(b"/"));
     let invocation = Invocation {
         argv,

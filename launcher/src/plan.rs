@@ -9,7 +9,9 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Builtin, CommandConfig, Config, EnvFacts, OverlaySet, CONFIG_FILE_NAME, ENV_FILE_NAME};
+use crate::config::{
+    Builtin, CommandConfig, Config, EnvFacts, FlavourSetting, OverlaySet, CONFIG_FILE_NAME, ENV_FILE_NAME,
+};
 use crate::container_env::{prepend_path, PathRequest};
 use crate::error::LaunchError;
 use crate::flags::{parse_direct, DirectCall, USAGE};
@@ -688,12 +690,16 @@ impl Planner<'_> {
         let flags = launch.flags();
         let depth = self.next_depth()?;
         let path_var = launch.path_var(self.vars);
-        let runtime = find_runtime(
+        let native = config.runtime.flavour == FlavourSetting::Native;
+        let runtime = match (
+            native,
             flags.and_then(|f| f.runtime.as_deref()),
             config.runtime.path.as_deref(),
-            path_var,
-            self.probe,
-        )?;
+        ) {
+            // The native runtime is this binary, unless configured elsewhere.
+            (true, None, None) => launch.launcher.clone(),
+            (_, flag, configured) => find_runtime(flag, configured, path_var, self.probe)?,
+        };
         let flavour = flavour(config.runtime.flavour, &runtime, self.probe);
         self.note(|| format!("runtime {} ({:?})", runtime.display(), flavour));
         let image = config
@@ -729,7 +735,12 @@ impl Planner<'_> {
         )?;
         self.note(|| format!("overlays {images:?}"));
 
-        let mut argv: Vec<OsString> = vec![runtime.clone().into_os_string()];
+        let argv0 = if native {
+            OsString::from(crate::native::NATIVE_ARGV0)
+        } else {
+            runtime.clone().into_os_string()
+        };
+        let mut argv: Vec<OsString> = vec![argv0];
         argv.extend(config.runtime.flags.iter().map(OsString::from));
         argv.push("exec".into());
         let exec_flags: Vec<&String> = config
@@ -765,7 +776,9 @@ impl Planner<'_> {
         argv.extend(launch.args.iter().cloned());
 
         let mut plan = ExecPlan::new(runtime.clone(), argv);
-        let no_eval = exec_flags.iter().any(|f| *f == "--no-eval") || self.runtime_flag_set(flavour, "NO_EVAL");
+        let no_eval = !flavour.mangles()
+            || exec_flags.iter().any(|f| *f == "--no-eval")
+            || self.runtime_flag_set(flavour, "NO_EVAL");
         let mut carrier = Carrier {
             plan: &mut plan,
             vars: self.vars,
@@ -838,7 +851,7 @@ impl Planner<'_> {
         carrier.set(MOUNTED_ENV_VAR, OsStr::new(&launch.env));
         let overlay_list = std::env::join_paths(&images).unwrap_or_default();
         carrier.set(OVERLAYS_VAR, &overlay_list);
-        if let Some(hex) = encode_args(&launch.args) {
+        if let Some(hex) = encode_args(&launch.args).filter(|_| flavour.mangles()) {
             carrier.set(ARGV_VAR, &hex);
         }
         plan.unset_env.push(DEPTH_VAR.into());

@@ -16,13 +16,16 @@ pub const RUNTIME_NAMES: [&str; 2] = ["apptainer", "singularity"];
 pub enum Flavour {
     Apptainer,
     Singularity,
+    /// The launcher's own runtime (`native`): Apptainer's variable
+    /// conventions, none of its quirks (no evaluation, no JSON hand-off).
+    Native,
 }
 
 impl Flavour {
     /// The prefix of variables the runtime passes into the container.
     pub fn env_prefix(self) -> &'static str {
         match self {
-            Flavour::Apptainer => "APPTAINERENV_",
+            Flavour::Apptainer | Flavour::Native => "APPTAINERENV_",
             Flavour::Singularity => "SINGULARITYENV_",
         }
     }
@@ -31,7 +34,7 @@ impl Flavour {
     /// also reads `SINGULARITYENV_`, with lower priority (`env.go:44`).
     pub fn env_prefixes_read(self) -> &'static [&'static str] {
         match self {
-            Flavour::Apptainer => &["APPTAINERENV_", "SINGULARITYENV_"],
+            Flavour::Apptainer | Flavour::Native => &["APPTAINERENV_", "SINGULARITYENV_"],
             Flavour::Singularity => &["SINGULARITYENV_"],
         }
     }
@@ -41,7 +44,14 @@ impl Flavour {
         match self {
             Flavour::Apptainer => &["APPTAINER_", "SINGULARITY_"],
             Flavour::Singularity => &["SINGULARITY_"],
+            Flavour::Native => &[],
         }
+    }
+
+    /// Does the runtime evaluate prefixed values and pass arguments through
+    /// a JSON hand-off (runtime-semantics.md §2, §6)? The native one does not.
+    pub fn mangles(self) -> bool {
+        self != Flavour::Native
     }
 }
 
@@ -97,6 +107,7 @@ pub fn flavour(setting: FlavourSetting, runtime: &Path, probe: &dyn Probe) -> Fl
     match setting {
         FlavourSetting::Apptainer => Flavour::Apptainer,
         FlavourSetting::Singularity => Flavour::Singularity,
+        FlavourSetting::Native => Flavour::Native,
         FlavourSetting::Auto => flavour_by_name(runtime, probe).unwrap_or(Flavour::Singularity),
     }
 }
