@@ -513,6 +513,14 @@ fn e14_missing_runtime() {
         return;
     };
     let config = bed.default_config();
+    if support::prereq::native_runtime() {
+        // The native runtime is the launcher itself, unless runtime.path names another.
+        let config = config.replace("[runtime]\n", "[runtime]\npath = \"../runtime/bin/not-there\"\n");
+        bed.write_config(&config);
+        let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));
+        assert_launcher_error(&outcome, 125, "not-there");
+        return;
+    }
     let path_line = config.lines().find(|l| l.starts_with("path = ")).unwrap().to_owned();
     bed.write_config(&config.replace(&path_line, "path = \"../runtime/bin/not-there\""));
     let outcome = run(bed.command(bed.link(MAIN_ENV, "hello")));

@@ -29,6 +29,25 @@ fn printenv_inside(bed: &Bed, names: &[&str]) -> Command {
 
 /// The default config with `keys` added to each `[table]` (the table is
 /// appended when the default config has none).
+/// What a real runtime's `99-base.sh` appends to `LD_LIBRARY_PATH`; the
+/// native runtime has no GPU library dir and appends nothing.
+fn container_libs(value: &str) -> String {
+    match (support::prereq::native_runtime(), value.is_empty()) {
+        (true, true) => "unset".into(),
+        (true, false) => value.into(),
+        (false, true) => "/.singularity.d/libs".into(),
+        (false, false) => format!("{value}:/.singularity.d/libs"),
+    }
+}
+
+/// The native runtime refuses the real runtimes' exec flags with one line.
+#[track_caller]
+fn assert_native_refuses(outcome: &support::run::Outcome, flag: &str) {
+    assert_eq!(outcome.code(), Some(125), "{outcome:#?}");
+    assert!(outcome.stderr.starts_with("launcher-native: exec flag"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains(flag), "{}", outcome.stderr);
+}
+
 fn add_to_config(bed: &Bed, edits: &[(&str, &str)]) {
     let mut config = bed.default_config();
     for (table, keys) in edits {
@@ -63,7 +82,7 @@ fn l13_values_arrive_verbatim_through_the_evaluation() {
     let lines = outcome.stdout_lines();
     assert_eq!(lines[0], format!("ODD={odd}"));
     assert_eq!(lines[1], format!("ACTIVATED={odd}"));
-    assert_eq!(lines[2], "LD_LIBRARY_PATH=/lib/$x\\:/.singularity.d/libs");
+    assert_eq!(lines[2], format!("LD_LIBRARY_PATH={}", container_libs("/lib/$x\\")));
     assert!(
         lines[3].contains(&odd_dir.display().to_string()),
         "PATH entry verbatim: {}",
@@ -100,6 +119,10 @@ fn l13_l21_what_the_launcher_needs_survives_cleanenv_and_containall() {
         let mut command = bed.command(bed.link(MAIN_ENV, "launcher"));
         command.args(["sh", "-c", report]);
         let outcome = run(with_var(command));
+        if support::prereq::native_runtime() && !exec_flags.is_empty() {
+            assert_native_refuses(&outcome, if how.contains("containall") { "--containall" } else { "--cleanenv" });
+            continue;
+        }
         outcome.assert_success();
         assert_eq!(
             outcome.stdout_lines(),
@@ -123,7 +146,7 @@ fn l13_empty_ld_library_path_and_users_own_prefixed_path() {
     };
     let outcome = run(printenv_inside(&bed, &["LD_LIBRARY_PATH"]).env("LD_LIBRARY_PATH", ""));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), "LD_LIBRARY_PATH=/.singularity.d/libs\n");
+    assert_eq!(outcome.stdout_text(), format!("LD_LIBRARY_PATH={}\n", container_libs("")));
     for user in ["APPTAINERENV_PATH", "SINGULARITYENV_PATH"] {
         let outcome = run(bed
             .command(bed.link(MAIN_ENV, "launcher"))
@@ -150,6 +173,10 @@ fn l24_exec_flags_reach_the_runtime() {
         ],
     );
     let outcome = run(bed.command(bed.link(MAIN_ENV, "envname")));
+    if support::prereq::native_runtime() {
+        assert_native_refuses(&outcome, "--nv");
+        return;
+    }
     outcome.assert_success();
     let outcome = run(bed.command(bed.link(MAIN_ENV, "launcher")).args(["--dry-run", "true"]));
     outcome.assert_success();

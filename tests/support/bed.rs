@@ -195,11 +195,16 @@ impl Bed {
             .map(|s| s.to_string())
             .collect();
         binds.push(self.root.display().to_string());
+        let runtime = if prereq::native_runtime() {
+            "flavour = \"native\"".to_string()
+        } else {
+            format!("path = \"../runtime/bin/{}\"", self.runtime.file_name().expect("runtime name").to_string_lossy())
+        };
         format!(
             r#"default_env = "{MAIN_ENV}"
 
 [runtime]
-path = "../runtime/bin/{runtime}"
+{runtime}
 image = "{image}"
 
 [container]
@@ -222,7 +227,6 @@ builtin = "pbs_tmrsh"
 [commands.greet]
 script = "overrides/greet.sh"
 "#,
-            runtime = self.runtime.file_name().expect("runtime name").to_string_lossy(),
             binds = binds.iter().map(|b| format!("{b:?}")).collect::<Vec<_>>().join(", "),
         )
     }

@@ -10,6 +10,14 @@ pub const REQUIRED_VAR: &str = "LAUNCHER_E2E_REQUIRED";
 pub const RUNTIME_VAR: &str = "LAUNCHER_TEST_RUNTIME";
 /// A real base image (SIF or sandbox) to use with `LAUNCHER_TEST_RUNTIME`.
 pub const BASE_IMAGE_VAR: &str = "LAUNCHER_TEST_BASE_IMAGE";
+/// `LAUNCHER_TEST_NATIVE=1`: the beds use the launcher's native runtime
+/// (`runtime.flavour = "native"`) instead of the stand-in.
+pub const NATIVE_VAR: &str = "LAUNCHER_TEST_NATIVE";
+
+/// Do the beds run the native runtime?
+pub fn native_runtime() -> bool {
+    std::env::var_os(NATIVE_VAR).is_some_and(|v| v == "1")
+}
 /// The Python the env images are built from (Debian's, with `venv`).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 

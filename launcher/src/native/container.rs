@@ -358,7 +358,10 @@ fn bind_into(root: &Path, bind: &Bind, tmp: &OwnedFd) -> Result<(), NativeError>
             )
         })?;
     }
-    mount(Some(&source), &target, None, libc::MS_BIND | libc::MS_REC, None).map_err(|e| {
+    // Under /tmp a recursive bind would also copy the session tmpfs that
+    // covers it here; host mounts below /tmp are not carried (documented).
+    let recursive = if bind.source.starts_with(SESSION) { 0 } else { libc::MS_REC };
+    mount(Some(&source), &target, None, libc::MS_BIND | recursive, None).map_err(|e| {
         os_error(
             format!(
                 "cannot bind {} to {}",
