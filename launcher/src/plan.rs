@@ -734,6 +734,24 @@ impl Planner<'_> {
             self.probe,
         )?;
         self.note(|| format!("overlays {images:?}"));
+        if all {
+            // L19: an image found by listing envs_dir is looked up in case it
+            // exists, so in a directory others can write (sticky or not) it is
+            // never trusted: nobody may slip a `zzz.sqsh` into every jupyter.
+            for image in images.iter().filter(|i| i.parent() == Some(envs_dir) && **i != own) {
+                let check = crate::trust::Request {
+                    path: image,
+                    what: "env image",
+                    lookup: crate::trust::Lookup::Optional,
+                    known: None,
+                    owner: crate::trust::Owner::FromConfig {
+                        config: &self.config_path,
+                        named: self.vars.get("LAUNCHER_CONFIG").is_some_and(|p| !p.is_empty()),
+                    },
+                };
+                crate::trust::check(self.probe, &check)?;
+            }
+        }
 
         let argv0 = if native {
             OsString::from(crate::native::NATIVE_ARGV0)

@@ -1098,3 +1098,17 @@ fn l21_a_depth_that_is_not_a_number_stops_the_chain() {
     let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_DEPTH", "")]));
     assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
 }
+
+#[test]
+fn l19_overlays_all_never_mounts_an_image_another_user_could_plant() {
+    let fx = Fixture::new("[commands.python3]\noverlays = \"all\"\n");
+    let link = fx.s("scripts/e.d/bin/python3");
+    assert!(fx.plan(&[&link], &fx.vars(&[])).is_ok());
+    // envs/ at 1777: the attacker's zzz.sqsh (theirs, or even root-owned
+    // but found by listing a directory others can write) is refused.
+    std::fs::set_permissions(fx.p("envs"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(fx.p("envs/zzz.sqsh"), "").unwrap();
+    let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("refusing env image"), "{err}");
+}

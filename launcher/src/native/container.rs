@@ -166,6 +166,29 @@ pub fn enter(request: &Request, home: Option<&Path>, path_var: Option<&OsStr>) -
         .iter()
         .map(|p| open_image(p, "overlay"))
         .collect::<Result<_, _>>()?;
+    // L19 for what the runtime mounts: nobody but root, the installation's
+    // owner (who owns this binary) and the caller may be able to change it.
+    let owner = fs::metadata("/proc/self/exe")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    for (path, what) in
+        std::iter::once((&request.image, "base image")).chain(request.overlays.iter().map(|p| (p, "overlay image")))
+    {
+        let check = crate::trust::Request {
+            path,
+            what,
+            lookup: crate::trust::Lookup::Required,
+            known: None,
+            owner: crate::trust::Owner::Uid(owner),
+        };
+        crate::trust::check(&crate::probe::OsProbe, &check).map_err(|e| {
+            let mut error = NativeError::new(e.to_string());
+            if let Some(hint) = e.hint() {
+                error = error.hint(hint.trim_start_matches("hint: "));
+            }
+            error
+        })?;
+    }
     for bind in &request.binds {
         if fs::symlink_metadata(&bind.source).is_err() {
             return Err(NativeError::new(format!(
@@ -360,7 +383,11 @@ fn bind_into(root: &Path, bind: &Bind, tmp: &OwnedFd) -> Result<(), NativeError>
     }
     // Under /tmp a recursive bind would also copy the session tmpfs that
     // covers it here; host mounts below /tmp are not carried (documented).
-    let recursive = if bind.source.starts_with(SESSION) { 0 } else { libc::MS_REC };
+    let recursive = if bind.source.starts_with(SESSION) {
+        0
+    } else {
+        libc::MS_REC
+    };
     mount(Some(&source), &target, None, libc::MS_BIND | recursive, None).map_err(|e| {
         os_error(
             format!(
