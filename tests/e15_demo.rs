@@ -1,45 +1,20 @@
 //! E15: `installer demo DIR` builds a whole installation, and E1 passes on
-//! it: the demo's `python3` link runs the env's Python inside the container
-//! (the stand-in runtime, or a real one from `LAUNCHER_TEST_RUNTIME`), with
-//! the scripts path as `sys.executable`.
+//! it: the demo's `python3` link runs the env's Python inside the container,
+//! with the scripts path as `sys.executable` and the env's in-container
+//! prefix as `sys.prefix`. Under the stand-in runtime (or a real one from
+//! `LAUNCHER_TEST_RUNTIME`), and, as on a fresh machine with no container
+//! runtime (the README's first command), under the launcher's own native
+//! runtime, with the image packed by `mksquashfs` or, without it, by the
+//! `backhand` library.
 mod support;
 
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use support::{binaries, prereq};
 
-const TEST: &str = "e15_demo_builds_an_installation_and_e1_passes_on_it";
-
-/// The installer binary (another package's bin: built here, like the launcher).
-fn installer() -> PathBuf {
-    let dir = binaries::profile_dir();
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "installer",
-            "--bin",
-            "installer",
-            "--profile",
-            &profile,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cannot run cargo to build the installer");
-    assert!(
-        out.status.success(),
-        "cargo build -p installer failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("installer")
-}
+const ENV_PREFIX: &str = "/opt/conda/demo-1.0";
 
 /// The runtime as the demo's config will name it: the stand-in must be
 /// called `apptainer` (it takes its flavour from its own file name).
@@ -52,48 +27,92 @@ fn runtime(root: &Path) -> PathBuf {
     path
 }
 
+fn installer() -> PathBuf {
+    binaries::installer().unwrap()
+}
+
+/// `installer demo DIR` with the real launcher, a clean environment and
+/// `PATH`; `extra` after DIR.
+fn demo(root: &Path, dir: &Path, path: &Path, extra: &[&std::ffi::OsStr]) -> Output {
+    let launcher = binaries::launcher().unwrap();
+    Command::new(installer())
+        .arg("demo")
+        .arg(dir)
+        .arg("--launcher")
+        .arg(&launcher)
+        .args(extra)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", root)
+        .current_dir(root)
+        .output()
+        .unwrap()
+}
+
+fn assert_demo_succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "demo failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// E1 on the demo's output: its Python ran inside the container, called
+/// through the scripts path, with the env's prefix, its standard library
+/// reached through the env (a path that exists only in the image).
+fn assert_python_ran_inside(stdout: &str, dir: &Path) {
+    let start = stdout
+        .lines()
+        .position(|l| l.starts_with("hello from Python "))
+        .unwrap_or_else(|| panic!("the demo's python printed nothing:\n{stdout}"));
+    let lines: Vec<&str> = stdout.lines().skip(start).take(5).collect();
+    assert!(lines[0].ends_with(" inside the container"), "{stdout}");
+    let python = dir.join("scripts/demo-1.0.d/bin/python3");
+    assert_eq!(lines[1], format!("  sys.executable = {}", python.display()), "{stdout}");
+    assert_eq!(lines[2], format!("  sys.prefix     = {ENV_PREFIX}"), "{stdout}");
+    assert_eq!(lines[3], format!("  CONDA_PREFIX   = {ENV_PREFIX}"), "{stdout}");
+    let os_module = lines[4].strip_prefix("  os module      = ").unwrap_or("");
+    assert!(
+        os_module.starts_with(&format!("{ENV_PREFIX}/lib/python3.")) && os_module.ends_with("/os.py"),
+        "{stdout}"
+    );
+    assert!(
+        !Path::new(ENV_PREFIX).exists(),
+        "{ENV_PREFIX} exists on the host: the test cannot tell the image from it"
+    );
+}
+
 #[test]
 fn e15_demo_builds_an_installation_and_e1_passes_on_it() {
+    const TEST: &str = "e15_demo_builds_an_installation_and_e1_passes_on_it";
     if !prereq::bed_available(TEST) {
         return;
     }
-    let launcher = binaries::launcher().unwrap();
     let root = tempfile::Builder::new()
         .prefix("launcher-e15-")
         .tempdir_in("/tmp")
         .unwrap();
     let runtime = runtime(root.path());
     let dir = root.path().join("demo");
-    let out = Command::new(installer())
-        .arg("demo")
-        .arg(&dir)
-        .arg("--launcher")
-        .arg(&launcher)
-        .arg("--runtime")
-        .arg(&runtime)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", root.path())
-        .current_dir(root.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = demo(
+        root.path(),
+        &dir,
+        Path::new("/usr/sbin:/usr/bin:/sbin:/bin"),
+        &["--runtime".as_ref(), runtime.as_os_str()],
+    );
+    let stdout = assert_demo_succeeded(&out);
+    assert_python_ran_inside(&stdout, &dir);
     assert!(
-        out.status.success(),
-        "demo failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        stdout.contains(&format!(
+            "by {} ({})",
+            runtime.file_name().unwrap().to_string_lossy(),
+            runtime.display()
+        )),
+        "{stdout}"
     );
-    let python = dir.join("scripts/demo-1.0.d/bin/python3");
-    let want = format!(
-        "of env /opt/conda/demo-1.0 - inside the container; sys.executable = {}",
-        python.display()
-    );
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("hello from Python "))
-        .unwrap_or_else(|| panic!("the demo's command printed nothing:\n{stdout}\n{stderr}"));
-    assert!(line.ends_with(&want), "{line}\nwant …{want}");
     // The installation it left passes the installer's own check.
     let check = Command::new(installer())
         .args(["check", "--scripts"])
@@ -102,4 +121,125 @@ fn e15_demo_builds_an_installation_and_e1_passes_on_it() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+/// Why the native runtime cannot run the demo as root here, if it cannot.
+fn native_root_missing() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("runs the demo as root (the native runtime's loop devices); run the tests as root".into());
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Some("/dev/loop-control missing: no loop devices to mount squashfs images".into());
+    }
+    let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems.lines().any(|l| l.ends_with("\toverlay")) {
+        return Some("the kernel has no overlayfs (not in /proc/filesystems)".into());
+    }
+    if !Path::new(prereq::SYSTEM_PYTHON).is_file() {
+        return Some(format!("{} not found (the demo's env links it)", prereq::SYSTEM_PYTHON));
+    }
+    None
+}
+
+/// A directory for `PATH` with links to just `tools` (when installed), and
+/// no container runtime: a machine where only those are installed.
+fn tool_dir(root: &Path, tools: &[&str]) -> PathBuf {
+    let dir = root.join("path");
+    fs::create_dir_all(&dir).unwrap();
+    for tool in tools {
+        if let Some(real) = prereq::find_on_path(tool) {
+            std::os::unix::fs::symlink(real, dir.join(tool)).unwrap();
+        }
+    }
+    dir
+}
+
+/// The demo with no container runtime on `PATH`, as root: it must choose
+/// the native runtime, write it into the config, and run Python from the
+/// image for real.
+fn native_demo(test: &str, tools: &[&str]) -> Option<(String, PathBuf, tempfile::TempDir)> {
+    if !prereq::allowed(test, native_root_missing()) {
+        return None;
+    }
+    let root = tempfile::Builder::new()
+        .prefix("launcher-e15-native-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = tool_dir(root.path(), tools);
+    let dir = root.path().join("demo");
+    let stdout = assert_demo_succeeded(&demo(root.path(), &dir, &path, &[]));
+    assert_python_ran_inside(&stdout, &dir);
+    assert!(
+        stdout.contains(
+            "demo: no apptainer or singularity on PATH: running, with the launcher's own native runtime \
+             (runtime.flavour = \"native\"):"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "demo: that was the env's python, run from the image envs/demo-1.0.sqsh by the native runtime \
+             (as root: kernel squashfs on loop devices)"
+        ),
+        "{stdout}"
+    );
+    let config_path = dir.join("scripts/launcher.toml");
+    let config = launcher::config::Config::parse(&fs::read(&config_path).unwrap(), &config_path).unwrap();
+    assert_eq!(config.runtime.flavour, launcher::config::FlavourSetting::Native);
+    assert!(
+        config.runtime.path.is_none(),
+        "the native runtime is the launcher itself"
+    );
+    // It stays usable: the same link runs again, straight from the scripts tree.
+    let again = Command::new(dir.join("scripts/demo-1.0.d/bin/python3"))
+        .args(["-c", "import sys; print(sys.prefix)"])
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), format!("{ENV_PREFIX}\n"));
+    Some((stdout, dir, root))
+}
+
+/// The README's first command on a machine with squashfs-tools but no
+/// container runtime: mksquashfs packs, the native runtime runs.
+#[test]
+fn e15_demo_runs_python_from_the_image_under_the_native_runtime() {
+    let Some((stdout, _dir, _root)) = native_demo(
+        "e15_demo_runs_python_from_the_image_under_the_native_runtime",
+        &["mksquashfs"],
+    ) else {
+        return;
+    };
+    if prereq::find_on_path("mksquashfs").is_some() {
+        assert!(
+            stdout.contains("demo: packing envs/demo-1.0.sqsh with mksquashfs ("),
+            "{stdout}"
+        );
+    }
+}
+
+/// A fresh machine: no squashfs-tools either. The backhand library packs
+/// the image, and the kernel mounts it (the native runtime as root).
+#[test]
+fn e15_demo_packs_with_backhand_and_the_image_mounts_and_runs() {
+    let Some((stdout, dir, _root)) = native_demo("e15_demo_packs_with_backhand_and_the_image_mounts_and_runs", &[])
+    else {
+        return;
+    };
+    assert!(
+        stdout.contains("demo: packing envs/demo-1.0.sqsh with the backhand library (no mksquashfs on PATH)"),
+        "{stdout}"
+    );
+    // The shell tools from the backhand image run too, with the env's activation.
+    let out = Command::new(dir.join("scripts/demo-1.0.d/bin/demo-info"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("env prefix: {ENV_PREFIX}\n")), "{text}");
+    assert!(text.contains("inside a container"), "{text}");
 }

@@ -284,6 +284,145 @@ pub fn last_progress(text: &str) -> Option<(u64, u64)> {
     })
 }
 
+/// Which program packed an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packer {
+    /// The real `mksquashfs` (what `installer pack` always uses).
+    Mksquashfs(PathBuf),
+    /// The `backhand` library's writer, in this process: no package needed.
+    /// Only `installer demo` uses it, when `mksquashfs` is not on `PATH`.
+    Backhand,
+}
+
+impl Packer {
+    /// `mksquashfs` on `PATH`, else `backhand`.
+    pub fn find() -> Packer {
+        runtime::which("mksquashfs").map_or(Packer::Backhand, Packer::Mksquashfs)
+    }
+
+    /// How the demo names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Packer::Mksquashfs(path) => format!("mksquashfs ({})", path.display()),
+            Packer::Backhand => "the backhand library (no mksquashfs on PATH)".to_string(),
+        }
+    }
+}
+
+/// A file given to `backhand`'s writer, opened only when the writer reads
+/// it and closed at its end, so that a tree of any size never holds more
+/// than one descriptor.
+struct LazyFile {
+    path: PathBuf,
+    file: Option<fs::File>,
+    done: bool,
+}
+
+impl Read for LazyFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = fs::File::open(&self.path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {}", self.path.display(), io_reason(&e)))
+                })?;
+                self.file.insert(file)
+            }
+        };
+        let n = file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.file = None;
+            self.done = true;
+        }
+        Ok(n)
+    }
+}
+
+/// Write the tree at `root` as the squashfs image `image` with `backhand`:
+/// gzip (read by every kernel and squashfuse), every entry owned by root
+/// (as `mksquashfs -all-root`), modes and modification times kept,
+/// directories, regular files and symlinks (anything else is refused, and
+/// hard links are stored as separate files). Returns the number of entries.
+/// The image's root holds what `root` holds; `demo` puts the env at
+/// `<prefix>/<env>` in `root` itself.
+pub fn write_with_backhand(root: &Path, image: &Path) -> Result<usize> {
+    use backhand::compression::Compressor;
+    use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+
+    let failed = |what: &Path, e: backhand::BackhandError| match e {
+        backhand::BackhandError::StdIo(e) => InstallError::io(what, e),
+        other => InstallError::ToolFailed {
+            tool: "backhand".into(),
+            reason: format!("{}: {other}", what.display()),
+        },
+    };
+    let header = |meta: &fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        // Squashfs keeps 12 mode bits and 32-bit times.
+        NodeHeader::new(
+            (meta.mode() & 0o7777) as u16,
+            0,
+            0,
+            u32::try_from(meta.mtime().max(0)).unwrap_or(u32::MAX),
+        )
+    };
+    let mut writer = FilesystemWriter::default();
+    let compressor = FilesystemCompressor::new(Compressor::Gzip, None).map_err(|e| failed(image, e))?;
+    writer.set_compressor(compressor);
+    let root_meta = fs::metadata(root).map_err(|e| InstallError::io(root, e))?;
+    let root_header = header(&root_meta);
+    writer.set_root_mode(root_header.permissions);
+    writer.set_time(root_header.mtime);
+
+    let mut count = 0;
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        let dir = root.join(&rel);
+        let mut names: Vec<OsString> = fs::read_dir(&dir)
+            .map_err(|e| InstallError::io(&dir, e))?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| InstallError::io(&dir, e))?;
+        names.sort();
+        for name in names {
+            let rel = rel.join(&name);
+            let path = root.join(&rel);
+            let meta = fs::symlink_metadata(&path).map_err(|e| InstallError::io(&path, e))?;
+            let head = header(&meta);
+            let file_type = meta.file_type();
+            if file_type.is_dir() {
+                writer.push_dir(&rel, head).map_err(|e| failed(&path, e))?;
+                pending.push(rel);
+            } else if file_type.is_file() {
+                let file = LazyFile {
+                    path: path.clone(),
+                    file: None,
+                    done: false,
+                };
+                writer.push_file(file, &rel, head).map_err(|e| failed(&path, e))?;
+            } else if file_type.is_symlink() {
+                let target = fs::read_link(&path).map_err(|e| InstallError::io(&path, e))?;
+                writer.push_symlink(target, &rel, head).map_err(|e| failed(&path, e))?;
+            } else {
+                return Err(InstallError::Io {
+                    path,
+                    reason: "not a directory, regular file or symlink: the backhand packer takes only those".into(),
+                });
+            }
+            count += 1;
+        }
+    }
+    let out = fs::File::create(image).map_err(|e| InstallError::io(image, e))?;
+    let mut out = std::io::BufWriter::new(out);
+    writer.write(&mut out).map_err(|e| failed(image, e))?;
+    let out = out.into_inner().map_err(|e| InstallError::io(image, e.into_error()))?;
+    out.sync_all().map_err(|e| InstallError::io(image, e))?;
+    Ok(count)
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
@@ -327,6 +466,63 @@ mod tests {
         assert_eq!(last_progress("[===|   ] 12/345  3%"), Some((12, 345)));
         assert_eq!(last_progress("[=/ ] 1/4 25%\r[==- ] 2/4  50%\r"), Some((2, 4)));
         assert_eq!(last_progress("Parallel mksquashfs: Using 2 processors\n"), None);
+    }
+
+    #[test]
+    fn backhand_writes_what_the_tree_holds() {
+        use crate::image::{EntryKind, EnvImage};
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let bin = root.join("opt/conda/e/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("tool"), "#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(bin.join("tool"), fs::Permissions::from_mode(0o750)).unwrap();
+        fs::write(bin.join("empty"), "").unwrap();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(root.join("opt/conda/e/data"), &big).unwrap();
+        symlink("tool", bin.join("alias")).unwrap();
+        symlink("/usr/bin/python3", bin.join("python3")).unwrap();
+        let image = tmp.path().join("e.sqsh");
+        assert_eq!(write_with_backhand(&root, &image).unwrap(), 9);
+
+        let read = EnvImage::open(&image).unwrap();
+        let names: Vec<String> = read
+            .bin_entries(Path::new("/opt/conda/e/bin"), "e")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["alias", "empty", "python3", "tool"]);
+        assert_eq!(
+            read.kind_of(Path::new("/opt/conda/e/bin/python3")),
+            Some(EntryKind::Symlink("/usr/bin/python3".into()))
+        );
+        let tool = read.read_file(Path::new("/opt/conda/e/bin/tool")).unwrap().unwrap();
+        assert_eq!(tool, b"#!/bin/sh\necho hi\n");
+        assert_eq!(read.read_file(Path::new("/opt/conda/e/data")).unwrap().unwrap(), big);
+        assert!(read
+            .read_file(Path::new("/opt/conda/e/bin/empty"))
+            .unwrap()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn backhand_refuses_special_files_with_one_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let err = write_with_backhand(&root, &tmp.path().join("x.sqsh")).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_FILESYSTEM);
+        assert!(
+            err.to_string()
+                .contains("fifo: not a directory, regular file or symlink"),
+            "{err}"
+        );
+        let err = write_with_backhand(&tmp.path().join("missing"), &tmp.path().join("y.sqsh")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]

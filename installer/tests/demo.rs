@@ -1,36 +1,95 @@
 //! `installer demo DIR` (I12) with a stand-in launcher binary that prints
 //! how it was called: everything up to the final launcher run is the
-//! installer's own work and is checked here. (E15 with the real launcher
-//! and the stand-in runtime lives in the workspace's end-to-end tests.)
+//! installer's own work and is checked here: the env, the packer (mksquashfs
+//! or backhand), the config, which runtime is chosen and the fallback to
+//! printing the command. (E15 with the real launcher, under the stand-in
+//! runtime and the native runtime, lives in the workspace's end-to-end
+//! tests: `tests/e15_demo.rs`.)
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
 use installer::image::{EntryKind, EnvImage};
+use launcher::config::FlavourSetting;
 
-fn demo(dir: &Path, launcher: &Path, extra: &[&str]) -> Output {
+/// A directory for `PATH` holding links to just the `tools` this machine
+/// has (never a runtime, unless the test puts one there).
+fn tool_dir(root: &Path, tools: &[&str]) -> PathBuf {
+    let dir = root.join("path");
+    fs::create_dir_all(&dir).unwrap();
+    for tool in tools {
+        for prefix in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+            let real = Path::new(prefix).join(tool);
+            if real.is_file() && !dir.join(tool).exists() {
+                std::os::unix::fs::symlink(&real, dir.join(tool)).unwrap();
+                break;
+            }
+        }
+    }
+    dir
+}
+
+fn demo_with_path(dir: &Path, launcher: &Path, extra: &[&str], path: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_installer"))
         .arg("demo")
         .arg(dir)
         .arg("--launcher")
         .arg(launcher)
         .args(extra)
-        // No runtime on this PATH, whatever the machine has.
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("PATH", path)
         .output()
         .unwrap()
 }
 
-fn stub_launcher(dir: &Path) -> std::path::PathBuf {
+/// The demo with `mksquashfs` (when installed) and no runtime on `PATH`.
+fn demo(dir: &Path, launcher: &Path, extra: &[&str]) -> Output {
+    let path = tool_dir(dir.parent().unwrap(), &["mksquashfs"]);
+    demo_with_path(dir, launcher, extra, &path)
+}
+
+/// A launcher that says how it was called and succeeds, as the native
+/// runtime does where it can run.
+fn stub_launcher(dir: &Path) -> PathBuf {
     let path = dir.join("stub-launcher");
     write_exec(
         &path,
         "#!/bin/sh\necho \"stub launcher: $0 [$1] LAUNCHER_DRY_RUN=$LAUNCHER_DRY_RUN\"\n",
     );
     path
+}
+
+/// A launcher whose native runtime cannot run here (its exit 125 and
+/// `launcher-native:` lines, as the real one prints them); its dry run works.
+fn stub_launcher_native_fails(dir: &Path) -> PathBuf {
+    let path = dir.join("stub-launcher");
+    write_exec(
+        &path,
+        "#!/bin/sh\n\
+         if [ \"$LAUNCHER_DRY_RUN\" != 1 ]; then\n\
+           echo 'launcher-native: cannot create a user namespace: Operation not permitted' >&2\n\
+           echo 'launcher-native: hint: see sysctl user.max_user_namespaces' >&2\n\
+           exit 125\n\
+         fi\n\
+         echo \"stub launcher: $0 [$1] LAUNCHER_DRY_RUN=$LAUNCHER_DRY_RUN\"\n",
+    );
+    path
+}
+
+fn config_of(dir: &Path) -> launcher::config::Config {
+    let path = dir.join("scripts/launcher.toml");
+    launcher::config::Config::parse(&fs::read(&path).unwrap(), &path).unwrap()
+}
+
+fn bin_names(image: &EnvImage, bin: &str) -> Vec<String> {
+    image
+        .list_dir(Path::new(bin))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -43,33 +102,47 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     assert_success(&out);
     let text = stdout(&out);
 
-    // The image: the env at <prefix>/<env> inside, with a venv when we are
-    // allowed a private mount namespace, and the shell tools always.
+    // The image: the env at <prefix>/<env> inside, with the system Python
+    // linked in when there is one, and the shell tools always.
     let image = EnvImage::open(&dir.join("envs/demo-1.0.sqsh")).unwrap();
-    let bin: Vec<String> = image
-        .list_dir(Path::new("/opt/conda/demo-1.0/bin"))
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name.to_string_lossy().into_owned())
-        .collect();
+    let bin = bin_names(&image, "/opt/conda/demo-1.0/bin");
     for tool in ["hello", "demo-info", "hi"] {
         assert!(bin.contains(&tool.to_string()), "{bin:?}");
     }
-    let python = nix::unistd::geteuid().is_root();
+    let python = Path::new("/usr/bin/python3").is_file();
     let run_bin = if python { "python3" } else { "hello" };
+    let activation = String::from_utf8(
+        image
+            .read_file(Path::new("/opt/conda/demo-1.0/etc/conda/activate.d/demo.sh"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     if python {
         assert!(bin.contains(&"python3".to_string()), "{bin:?}");
         assert_eq!(
-            image.kind_of(Path::new("/opt/conda/demo-1.0/pyvenv.cfg")),
-            Some(EntryKind::File)
+            image.kind_of(Path::new("/opt/conda/demo-1.0/bin/python3")),
+            Some(EntryKind::Symlink("/usr/bin/python3".into()))
+        );
+        // The standard library is reached through the env prefix (PYTHONHOME).
+        let lib = bin_names(&image, "/opt/conda/demo-1.0/lib");
+        assert!(lib.iter().any(|n| n.starts_with("python3.")), "{lib:?}");
+        assert!(
+            activation.contains("export PYTHONHOME=/opt/conda/demo-1.0\n"),
+            "{activation}"
         );
     }
-    // Nothing left on the host by the private mount namespace.
+    // Nothing made on the host.
     assert_eq!(Path::new("/opt/conda").exists(), opt_conda_existed);
+    let packer = if tmp.path().join("path/mksquashfs").exists() {
+        "with mksquashfs ("
+    } else {
+        "with the backhand library (no mksquashfs on PATH)"
+    };
+    assert!(text.contains(packer), "{text}");
 
     // The installation: config, base, farm, envs link.
-    let config = fs::read(dir.join("scripts/launcher.toml")).unwrap();
-    let config = launcher::config::Config::parse(&config, &dir.join("scripts/launcher.toml")).unwrap();
+    let config = config_of(&dir);
     assert!(config.runtime.image.unwrap().join(".singularity.d").is_dir());
     assert!(
         config.container.binds.contains(&dir),
@@ -87,17 +160,172 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     let leftovers: Vec<_> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "path")
         .collect();
     assert_eq!(leftovers.len(), 2, "staging directory left behind: {leftovers:?}");
 
-    // The final step: no runtime on PATH, so a dry run through the launcher.
-    assert!(text.contains("no container runtime found"), "{text}");
+    // No apptainer/singularity on PATH: the native runtime, for real.
+    assert_eq!(config.runtime.flavour, FlavourSetting::Native);
+    assert!(config.runtime.path.is_none());
+    assert!(
+        text.contains("running, with the launcher's own native runtime"),
+        "{text}"
+    );
     let called = format!(
         "stub launcher: {}",
         dir.join("scripts/demo-1.0.d/bin").join(run_bin).display()
     );
     assert!(text.contains(&called), "{text}");
+    assert!(
+        text.contains("LAUNCHER_DRY_RUN=\n"),
+        "a real run, not a dry run\n{text}"
+    );
+    assert!(
+        text.contains("run from the image envs/demo-1.0.sqsh by the native runtime (as "),
+        "{text}"
+    );
+}
+
+/// Where the native runtime cannot run either, the demo says why in one
+/// line, prints the runtime command instead, and leaves a config that
+/// finds apptainer/singularity on PATH once one is installed.
+#[test]
+fn i12_demo_prints_the_command_only_when_no_runtime_can_run_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = stub_launcher_native_fails(tmp.path());
+    let dir = tmp.path().join("demo");
+    let out = demo(&dir, &launcher, &[]);
+    assert_success(&out);
+    let text = stdout(&out);
+    let why: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("no runtime can run it here"))
+        .collect();
+    assert_eq!(
+        why,
+        [
+            "demo: no runtime can run it here: no apptainer or singularity on PATH, and the native runtime \
+          cannot: cannot create a user namespace: Operation not permitted (hint: see sysctl \
+          user.max_user_namespaces)"
+        ],
+        "{text}"
+    );
     assert!(text.contains("LAUNCHER_DRY_RUN=1"), "{text}");
+    assert!(!text.contains("run from the image"), "{text}");
+    let config = config_of(&dir);
+    assert_eq!(config.runtime.flavour, FlavourSetting::Auto);
+    assert!(config.runtime.path.is_none());
+}
+
+/// A failure of the launcher itself (not the native runtime's exit 125)
+/// is the demo's failure: exit 8, no fallback.
+#[test]
+fn i12_demo_fails_when_the_launcher_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = tmp.path().join("stub-launcher");
+    write_exec(
+        &launcher,
+        "#!/bin/sh\necho 'launcher: something is wrong' >&2\nexit 125\n",
+    );
+    let dir = tmp.path().join("demo");
+    let out = demo(&dir, &launcher, &[]);
+    assert_eq!(out.status.code(), Some(installer::error::EXIT_DEMO), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("launcher: something is wrong"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("installer: demo: the command run through the launcher failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("LAUNCHER_DRY_RUN=1"), "{}", stdout(&out));
+}
+
+/// No mksquashfs on PATH (a fresh machine): the demo packs with the
+/// backhand library and says so; the image is a valid squashfs image
+/// (read back by backhand, and by unsquashfs where it is installed).
+#[test]
+fn i12_demo_packs_with_backhand_without_mksquashfs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = stub_launcher(tmp.path());
+    let dir = tmp.path().join("demo");
+    let empty = tool_dir(tmp.path(), &[]);
+    let out = demo_with_path(&dir, &launcher, &[], &empty);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("demo: packing envs/demo-1.0.sqsh with the backhand library (no mksquashfs on PATH)"),
+        "{text}"
+    );
+    let image_path = dir.join("envs/demo-1.0.sqsh");
+    let image = EnvImage::open(&image_path).unwrap();
+    let bin = bin_names(&image, "/opt/conda/demo-1.0/bin");
+    for tool in ["hello", "demo-info", "hi"] {
+        assert!(bin.contains(&tool.to_string()), "{bin:?}");
+    }
+    let hello = image
+        .read_file(Path::new("/opt/conda/demo-1.0/bin/hello"))
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&hello).starts_with("#!/bin/sh\n"));
+    assert_eq!(
+        fs::read_link(dir.join("scripts/demo-1.0.d/bin/hi")).unwrap(),
+        Path::new("../../launcher")
+    );
+    // The reference reader agrees: modes, owners, link targets.
+    if let Some(unsquashfs) = ["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    {
+        let listing = Command::new(unsquashfs).arg("-lls").arg(&image_path).output().unwrap();
+        assert_success(&listing);
+        let listing = stdout(&listing);
+        for want in [
+            "-rwxr-xr-x root/root",
+            "squashfs-root/opt/conda/demo-1.0/bin/hello",
+            "squashfs-root/opt/conda/demo-1.0/bin/hi -> hello",
+            "squashfs-root/opt/conda/demo-1.0/etc/conda/activate.d/demo.sh",
+        ] {
+            assert!(listing.contains(want), "{want} not in\n{listing}");
+        }
+        let extracted = tmp.path().join("extracted");
+        let out = Command::new(unsquashfs)
+            .arg("-d")
+            .arg(&extracted)
+            .arg(&image_path)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        assert_eq!(fs::read(extracted.join("opt/conda/demo-1.0/bin/hello")).unwrap(), hello);
+    }
+}
+
+/// apptainer or singularity on PATH wins over the native runtime; the
+/// config names no runtime, so the launcher finds the same one.
+#[test]
+fn i12_demo_prefers_a_runtime_on_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = stub_launcher(tmp.path());
+    let path = tool_dir(tmp.path(), &["mksquashfs"]);
+    write_exec(&path.join("singularity"), "#!/bin/sh\nexit 0\n");
+    let dir = tmp.path().join("demo");
+    let out = demo_with_path(&dir, &launcher, &[], &path);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "demo: running, with the runtime singularity ({}):",
+            path.join("singularity").display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("LAUNCHER_DRY_RUN=\n"), "{text}");
+    let config = config_of(&dir);
+    assert_eq!(config.runtime.flavour, FlavourSetting::Auto);
+    assert!(config.runtime.path.is_none());
 }
 
 #[test]
