@@ -23,6 +23,20 @@ pub const LEGACY_LAUNCHER_NAMES: &[&str] = &["launcher.sh"];
 pub const CONFIG_FILE_NAME: &str = "launcher.toml";
 /// File name of the per-env facts inside `<env>.d/` (I7, L13).
 pub const ENV_FILE_NAME: &str = "env.toml";
+/// `<env>.d/.inside/`: `bin/` as seen inside the container for a Python
+/// launch — the same entries, but the interpreters are direct links to
+/// `<prefix>/<env>/bin/…`, so CPython finds its prefix from the real file
+/// (docs/python.md). The installer writes it beside `bin/`.
+pub const INSIDE_DIR_NAME: &str = ".inside";
+
+/// `python`, `python3`, `python3.11`…: the commands `.inside` links straight
+/// to the interpreter.
+pub fn is_interpreter_name(name: &std::ffi::OsStr) -> bool {
+    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("python")) else {
+        return false;
+    };
+    rest.is_empty() || (rest.starts_with(|c: char| c.is_ascii_digit()) && rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

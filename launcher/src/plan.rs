@@ -465,7 +465,9 @@ impl Planner<'_> {
     /// were before the runtime's JSON hand-off.
     fn adopt_handover<'l>(&mut self, launch: &Launch<'l>) -> Launch<'l> {
         let mut adopted = launch.clone();
-        if let Some(env) = self.vars.get(MOUNTED_ENV_VAR).and_then(OsStr::to_str) {
+        let mounted = self.vars.get(MOUNTED_ENV_VAR).and_then(OsStr::to_str).and_then(|v| v.split_once('='));
+        let alias = launch.link.as_ref().map(|l| l.alias.as_str());
+        if let Some((_, env)) = mounted.filter(|(named, _)| Some(*named) == alias) {
             if crate::config::is_plain_name(env) && env != launch.env {
                 self.note(|| {
                     format!(
@@ -768,7 +770,16 @@ impl Planner<'_> {
             .chain(command_config.iter().flat_map(|c| c.exec_flags.iter()))
             .collect();
         argv.extend(exec_flags.iter().map(OsString::from));
-        if let Some(binds) = bind_list(&config.container.binds, self.probe) {
+        let interpreter_bind = self.interpreter_bind(launch, flavour);
+        let binds = match (bind_list(&config.container.binds, self.probe), &interpreter_bind) {
+            (Some(mut list), Some(extra)) => {
+                list.push(",");
+                list.push(extra);
+                Some(list)
+            }
+            (list, extra) => list.or_else(|| extra.clone()),
+        };
+        if let Some(binds) = binds {
             argv.push("--bind".into());
             argv.push(binds);
         }
@@ -865,8 +876,17 @@ impl Planner<'_> {
         }
         carrier.set_unless_user(RUNTIME_VAR, runtime.as_os_str());
         // What the inside hop needs travels with the prefix too (L13, L21).
-        carrier.set(DEPTH_VAR, OsStr::new(&depth.to_string()));
-        carrier.set(MOUNTED_ENV_VAR, OsStr::new(&launch.env));
+        // A Python launch through `.inside` has no inside hop: nothing would
+        // remove the counter, and nothing inside can loop back to the runtime.
+        if interpreter_bind.is_none() {
+            carrier.set(DEPTH_VAR, OsStr::new(&depth.to_string()));
+        }
+        // The env an alias named, for the inside hop should the alias move
+        // (L2); qualified by the alias, so that it never applies to another
+        // env's link even where it outlives the hop.
+        if let Some(link) = launch.link.as_ref().filter(|l| l.alias != launch.env) {
+            carrier.set(MOUNTED_ENV_VAR, OsStr::new(&format!("{}={}", link.alias, launch.env)));
+        }
         let overlay_list = std::env::join_paths(&images).unwrap_or_default();
         carrier.set(OVERLAYS_VAR, &overlay_list);
         if let Some(hex) = encode_args(&launch.args).filter(|_| flavour.mangles()) {
@@ -874,6 +894,31 @@ impl Planner<'_> {
         }
         plan.unset_env.push(DEPTH_VAR.into());
         Ok(plan)
+    }
+
+    /// Issue 11: for a Python interpreter, bind `<env>.d/.inside` over
+    /// `<env>.d/bin` so that inside the container the scripts path resolves
+    /// straight to the interpreter (argv[0] stays the scripts path: L6). Only
+    /// in command mode, when the tree has `.inside`, and when no argument
+    /// needs the inside hop to restore it (L20).
+    fn interpreter_bind(&self, launch: &Launch, flavour: Flavour) -> Option<OsString> {
+        if launch.direct.is_some() || !crate::config::is_interpreter_name(&launch.command) {
+            return None;
+        }
+        if flavour.mangles() && launch.args.iter().any(|a| a.to_str().is_none()) {
+            return None;
+        }
+        let env_dir = launch.env_dir();
+        let inside = env_dir.join(crate::config::INSIDE_DIR_NAME);
+        let bin = env_dir.join("bin");
+        let plain = |p: &Path| !p.as_os_str().as_bytes().iter().any(|b| matches!(b, b',' | b':'));
+        if !plain(&env_dir) || !self.probe.stat(&inside).is_ok_and(|s| s.is_dir()) {
+            return None;
+        }
+        let mut bind = inside.into_os_string();
+        bind.push(":");
+        bind.push(bin);
+        Some(bind)
     }
 
     /// A runtime flag switched on from the environment (`APPTAINER_NO_EVAL=1`):

@@ -669,7 +669,8 @@ fn l23_outside_hop_lists_envs_only_for_overlays_all() {
     let calls = probe.calls.borrow();
     assert!(!calls.iter().any(|(k, _)| k == "list"), "{calls:?}");
     let walk = fx.p("scripts").ancestors().count(); // L19, as above
-    assert!(calls.len() <= 15 + walk, "{} calls: {calls:?}", calls.len());
+    // + 1: a Python command asks whether `<env>.d/.inside` exists (issue 11).
+    assert!(calls.len() <= 16 + walk, "{} calls: {calls:?}", calls.len());
 }
 
 #[test]
@@ -960,7 +961,7 @@ fn l13_l21_what_the_inside_hop_needs_travels_with_the_prefix() {
         &fx.vars(&[("CONTAINER_OVERLAY_PATH", "/u.sqsh")]),
     );
     assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
-    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_MOUNTED_ENV").unwrap(), "e-1");
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_MOUNTED_ENV").unwrap(), "e=e-1");
     assert_eq!(e.env_value("APPTAINERENV_WRAPPER").unwrap(), "ompi3");
     assert_eq!(e.env_value("WRAPPER").unwrap(), "ompi3");
     // The runtime's own variables are for the runtime only.
@@ -1020,11 +1021,14 @@ fn l2_inside_hop_uses_the_env_the_outside_hop_mounted() {
     std::fs::remove_file(fx.p("scripts/e.d")).unwrap();
     symlink("e-2.d", fx.p("scripts/e.d")).unwrap();
     let link = fx.s("scripts/e.d/bin/python3");
-    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "e-1")]));
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "e=e-1")]));
     assert_eq!(e.program, fx.p("opt/conda/e-1/bin/python3"));
     assert_eq!(strs(&e.argv)[0], link);
     // Without the hand-over the link decides; a malformed name is ignored.
-    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "../x")]));
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "e=../x")]));
+    assert_eq!(e.program, fx.p("opt/conda/e-2/bin/python3"));
+    // Another alias's hand-over (one that outlived its hop) never applies.
+    let e = fx.exec(&[&link], &fx.vars(&[("LAUNCHER_MOUNTED_ENV", "other=e-1")]));
     assert_eq!(e.program, fx.p("opt/conda/e-2/bin/python3"));
 }
 
@@ -1111,4 +1115,39 @@ fn l19_overlays_all_never_mounts_an_image_another_user_could_plant() {
     let err = fx.plan(&[&link], &fx.vars(&[])).unwrap_err();
     assert_eq!(err.exit_code(), 125);
     assert!(err.to_string().contains("refusing env image"), "{err}");
+}
+
+#[test]
+fn python_interpreters_go_straight_to_the_real_binary_through_inside() {
+    let fx = Fixture::new("");
+    let link = fx.s("scripts/e.d/bin/python3");
+    // No `.inside`: the usual inside hop.
+    let e = fx.exec(&[&link, "-c", "x"], &fx.vars(&[]));
+    assert!(!strs(&e.argv).iter().any(|a| a.contains(".inside")));
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH").unwrap(), "1");
+    std::fs::create_dir_all(fx.p("scripts/e-1.d/.inside")).unwrap();
+    let e = fx.exec(&[&link, "-c", "x"], &fx.vars(&[]));
+    let binds = strs(&e.argv)[strs(&e.argv).iter().position(|a| a == "--bind").unwrap() + 1].clone();
+    assert!(
+        binds.ends_with(&format!(",{}:{}", fx.s("scripts/e-1.d/.inside"), fx.s("scripts/e-1.d/bin"))),
+        "{binds}"
+    );
+    // No inside hop to remove the counter: it is not set (nothing inside can loop).
+    assert_eq!(e.env_value("APPTAINERENV_LAUNCHER_DEPTH"), None);
+    // Not for other commands, direct mode, or arguments the inside hop must restore.
+    symlink("../../launcher", fx.p("scripts/e-1.d/bin/hello")).unwrap();
+    for argv in [
+        vec![OsString::from(fx.s("scripts/e.d/bin/hello"))],
+        vec![fx.p("scripts/e.d/bin/launcher").into(), "python3".into()],
+        vec![OsString::from(&link), OsString::from_vec(b"\xff".to_vec())],
+    ] {
+        let e = match plan(&invocation(argv.clone()), &fx.vars(&[]), &OsProbe).unwrap().action {
+            Action::Exec(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert!(!strs(&e.argv).iter().any(|a| a.contains(".inside")), "{argv:?}");
+    }
+    for (name, yes) in [("python", true), ("python3", true), ("python3.11", true), ("pythonw", false), ("python-config", false), ("ipython", false)] {
+        assert_eq!(crate::config::is_interpreter_name(OsStr::new(name)), yes, "{name}");
+    }
 }

@@ -145,10 +145,25 @@ impl Bed {
             .iter()
             .map(String::as_str)
             .chain(HOST_COMMANDS.iter().copied());
+        // `.inside`: the same entries, the interpreters straight to the env's
+        // (as `installer farm` writes it; issue 11, docs/python.md).
+        let inside = bin.with_file_name(".inside");
+        fs::create_dir_all(&inside).map_err(|e| e.to_string())?;
         for command in commands.chain(["launcher"]) {
             let link = bin.join(command);
             if !link.exists() {
                 symlink("../../launcher", &link).map_err(|e| format!("{}: {e}", link.display()))?;
+            }
+            let target = if launcher::config::is_interpreter_name(std::ffi::OsStr::new(command))
+                && env.bin_entries.iter().any(|e| e == command)
+            {
+                format!("{CONTAINER_PREFIX}/{}/bin/{command}", env.name)
+            } else {
+                "../../launcher".to_string()
+            };
+            let link = inside.join(command);
+            if !link.exists() {
+                symlink(target, &link).map_err(|e| format!("{}: {e}", link.display()))?;
             }
         }
         Ok(())
@@ -198,7 +213,10 @@ impl Bed {
         let runtime = if prereq::native_runtime() {
             "flavour = \"native\"".to_string()
         } else {
-            format!("path = \"../runtime/bin/{}\"", self.runtime.file_name().expect("runtime name").to_string_lossy())
+            format!(
+                "path = \"../runtime/bin/{}\"",
+                self.runtime.file_name().expect("runtime name").to_string_lossy()
+            )
         };
         format!(
             r#"default_env = "{MAIN_ENV}"

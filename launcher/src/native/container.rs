@@ -322,6 +322,9 @@ pub fn enter(request: &Request, home: Option<&Path>, path_var: Option<&OsStr>) -
     if cwd != Path::new("/") {
         binds.push(same(&cwd));
     }
+    // Shortest destination first, as Apptainer >= 1.1 does: a bind inside
+    // another (`<env>.d/.inside` over `<env>.d/bin`) lands on top of it.
+    binds.sort_by_key(|b| b.destination.as_os_str().len());
     for bind in &binds {
         bind_into(&root, bind, &tmp)?;
     }

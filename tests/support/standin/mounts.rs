@@ -75,6 +75,9 @@ impl Layout {
         if cwd != Path::new("/") && !request.contain {
             binds.push(same_path_bind(cwd));
         }
+        // Apptainer >= 1.1 mounts bind destinations shortest first
+        // (CHANGELOG 1.1.0), so a bind inside another lands on top of it.
+        binds.sort_by_key(|b| b.destination.as_os_str().len());
         Ok(Layout {
             image: image.clone(),
             overlays: request.overlays.clone(),
