@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use launcher::config::{ENV_FILE_NAME, LEGACY_LAUNCHER_NAMES};
+use launcher::config::{is_interpreter_name, ENV_FILE_NAME, INSIDE_DIR_NAME, LEGACY_LAUNCHER_NAMES};
 
 use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
@@ -110,19 +110,44 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
     let mut tree = Tree::default();
     let mut skipped = Vec::new();
     tree.insert("bin", Node::dir());
-    let names = entries
+    let from_image: Vec<OsString> = entries
         .into_iter()
         .filter(|entry| entry.kind != EntryKind::Dir)
         .map(|entry| entry.name)
+        .collect();
+    // `.inside` (issue 11, docs/python.md): `bin/` as the container sees it
+    // for a Python launch; the interpreters point straight at the env's.
+    let real_bin = site.config.container.prefix.join(env).join("bin");
+    let interpreters: Vec<&OsString> = from_image.iter().filter(|n| is_interpreter_name(n)).collect();
+    let inside = Path::new(INSIDE_DIR_NAME);
+    if !interpreters.is_empty() {
+        tree.insert(inside, Node::dir());
+    }
+    let names = from_image
+        .iter()
+        .cloned()
         .chain(site.config.extra_commands().map(OsString::from));
     for name in names {
         match link_name_problem(&name, launcher_name) {
-            None => tree.insert(Path::new("bin").join(&name), link.clone()),
+            None => {
+                tree.insert(Path::new("bin").join(&name), link.clone());
+                if !interpreters.is_empty() {
+                    let target = if interpreters.contains(&&name) {
+                        Node::link(real_bin.join(&name))
+                    } else {
+                        link.clone()
+                    };
+                    tree.insert(inside.join(&name), target);
+                }
+            }
             Some(why) => skipped.push(Skipped { name, why }),
         }
     }
     for name in std::iter::once(launcher_name).chain(LEGACY_LAUNCHER_NAMES.iter().copied()) {
         tree.insert(Path::new("bin").join(name), link.clone());
+        if !interpreters.is_empty() {
+            tree.insert(inside.join(name), link.clone());
+        }
     }
     for (name, target) in override_links(site, env) {
         tree.insert("overrides", Node::dir());

@@ -116,6 +116,28 @@ fn i1_odd_names_symlinks_and_directories() {
     assert!(!err.contains("subdir"), "{err}");
     // The launcher link is ours, not the image's.
     assert_eq!(link_target(&f.bin("odd").join("launcher")), Path::new("../../launcher"));
+    // `.inside` mirrors bin/ with the interpreters straight to the env's (issue 11).
+    let inside = f.bin("odd").with_file_name(".inside");
+    assert_eq!(
+        link_target(&inside.join("python3.11")),
+        Path::new("/opt/conda/odd/bin/python3.11")
+    );
+    assert_eq!(
+        link_target(&inside.join("python")),
+        Path::new("/opt/conda/odd/bin/python")
+    );
+    assert_eq!(link_target(&inside.join("with space")), Path::new("../../launcher"));
+    assert_eq!(link_target(&inside.join("launcher")), Path::new("../../launcher"));
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir(&inside)
+        .unwrap()
+        .map(|e| std::os::unix::ffi::OsStrExt::as_bytes(e.unwrap().file_name().as_os_str()).to_vec())
+        .collect();
+    names.sort();
+    assert_eq!(names, want, ".inside has exactly bin/'s entries");
+    // An env without an interpreter gets none.
+    f.image("tools", &[Entry::File(b"tool")]);
+    f.farm("tools");
+    assert!(!f.bin("tools").with_file_name(".inside").exists());
 }
 
 #[test]
