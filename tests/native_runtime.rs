@@ -243,3 +243,22 @@ fn native_l19_refuses_an_image_others_could_change() {
     );
     assert!(outcome.stdout.is_empty());
 }
+
+#[test]
+fn native_as_a_user_without_squashfuse_says_why_with_125() {
+    let Some(bed) = user_bed("native_as_a_user_without_squashfuse_says_why_with_125") else {
+        return;
+    };
+    // No squashfuse on this PATH: the ordinary-user path cannot work.
+    let outcome = run(as_user(&bed, bed.link(MAIN_ENV, "hello")).env("PATH", &bed.hostbin));
+    assert_eq!(outcome.code(), Some(125), "{outcome:#?}");
+    let lines: Vec<&str> = outcome.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", outcome.stderr);
+    assert!(
+        lines[0].starts_with("launcher-native: ") && lines[0].contains("squashfuse"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("launcher-native: hint: "), "{}", lines[1]);
+    assert!(outcome.stdout.is_empty());
+}
