@@ -22,6 +22,12 @@ fn real_bin(env: &str, command: &str) -> String {
     format!("{CONTAINER_PREFIX}/{env}/bin/{command}")
 }
 
+/// The main env's interpreter, the file `/proc/self/exe` names: `python3`
+/// is a link to `python3.11` in the conda-like env (`support/conda_env.rs`).
+fn real_python() -> String {
+    real_bin(MAIN_ENV, support::conda_env::INTERPRETER)
+}
+
 /// Python that prints, one per line: sys.executable, the binary really
 /// running, whether it runs in a container, and its arguments.
 const PY_REPORT: &str = "import os, sys\n\
@@ -68,15 +74,22 @@ fn e1_python_runs_inside_with_scripts_sys_executable() {
         outcome.stdout_lines(),
         [
             python.display().to_string(),
-            real_bin(MAIN_ENV, "python3"),
+            real_python(),
             "inside".into(),
             "['arg']".into(),
         ]
     );
-    // `sys.prefix` is not checked: the bed's env is a venv, whose prefix
-    // comes from a pyvenv.cfg next to argv[0] (the scripts path has none),
-    // so it reports the base interpreter's prefix where a conda Python
-    // reports its compiled-in env prefix. See docs/testing.md.
+    // `sys.prefix` is the env's, as for a normal install: the env is
+    // conda-like (a Python with its own stdlib, which finds its prefix from
+    // its real file) and the outside hop binds `.inside` over the scripts
+    // bin, where `python3` links straight to it (docs/python.md).
+    let prefix = format!("{CONTAINER_PREFIX}/{MAIN_ENV}");
+    let outcome = run(bed.command(&python).args([
+        "-c",
+        "import sys; print(sys.prefix); print(sys.exec_prefix); print(sys.base_prefix)",
+    ]));
+    outcome.assert_success();
+    assert_eq!(outcome.stdout_lines(), [prefix.as_str(); 3], "{outcome:#?}");
 }
 
 #[test]
@@ -95,7 +108,7 @@ fn e2_shebang_scripts_run_inside() {
         outcome.stdout_lines(),
         [
             python.display().to_string(),
-            real_bin(MAIN_ENV, "python3"),
+            real_python(),
             "inside".into(),
             "['a b', 'c']".into()
         ]
@@ -109,7 +122,7 @@ fn e2_shebang_scripts_run_inside() {
     outcome.assert_success();
     assert_eq!(
         outcome.stdout_lines()[1..],
-        [real_bin(MAIN_ENV, "python3"), "inside".into(), "[]".into()]
+        [real_python(), "inside".into(), "[]".into()]
     );
 
     let via_env = bed.work.join("via_env.py");
@@ -122,7 +135,7 @@ fn e2_shebang_scripts_run_inside() {
         outcome.stdout_lines(),
         [
             python.display().to_string(),
-            real_bin(MAIN_ENV, "python3"),
+            real_python(),
             "inside".into(),
             "['x']".into()
         ]
@@ -141,7 +154,7 @@ fn e3_alias_directory_reaches_the_same_env() {
         outcome.stdout_lines(),
         [
             python.display().to_string(),
-            real_bin(MAIN_ENV, "python3"),
+            real_python(),
             "inside".into(),
             "[]".into()
         ]
@@ -152,10 +165,7 @@ fn e3_alias_directory_reaches_the_same_env() {
         .unwrap();
     let outcome = run(bed.command(&script));
     outcome.assert_success();
-    assert_eq!(
-        outcome.stdout_lines()[1..3],
-        [real_bin(MAIN_ENV, "python3"), "inside".into()]
-    );
+    assert_eq!(outcome.stdout_lines()[1..3], [real_python(), "inside".into()]);
 
     let outcome = run(bed.command(bed.link(MAIN_ALIAS, "hello")));
     outcome.assert_success();

@@ -183,7 +183,12 @@ fn native_as_a_user_runs_the_env_with_its_status_and_signals() {
     outcome.assert_success();
     assert_eq!(
         outcome.stdout_text(),
-        format!("{USER} {} /opt/conda/{MAIN_ENV}/bin/python3\n", python.display())
+        // python3 -> python3.11 in the conda-like env (support/conda_env.rs).
+        format!(
+            "{USER} {} /opt/conda/{MAIN_ENV}/bin/{}\n",
+            python.display(),
+            support::conda_env::INTERPRETER
+        )
     );
     let outcome = run(as_user(&bed, bed.link(MAIN_ENV, "exitwith")).arg("42"));
     assert_eq!(outcome.code(), Some(42));

@@ -2,12 +2,15 @@
 //!
 //! - a bare base sandbox (directories, `/.singularity.d`, merged-usr links),
 //!   into which the host's OS directories are bound by the launcher config;
-//! - env images made with the real `mksquashfs`: the main env is a real
-//!   Python venv created at its in-container path `/opt/conda/<env>`, plus
-//!   small shell tools; a second small env serves the multi-image cases.
+//! - env images made with the real `mksquashfs`: the main env is built like
+//!   a conda env (`conda_env.rs`: a Python with its own stdlib at its
+//!   in-container path `/opt/conda/<env>`, packages, entry points), plus
+//!   small shell tools; a second small env serves the multi-image cases. The
+//!   venv the main env used to be is still built on request
+//!   ([`main_env_venv`]), for tests about venvs.
 //!
 //! Env images are cached under cargo's target tmp dir, keyed by a hash of
-//! everything that goes into them, so a venv is built once, not per test.
+//! everything that goes into them, so an env is built once, not per test.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -21,7 +24,7 @@ use super::prereq::SYSTEM_PYTHON;
 
 /// Where envs live inside the container (the launcher's default prefix).
 pub const CONTAINER_PREFIX: &str = "/opt/conda";
-/// The main env: a Python venv plus shell tools.
+/// The main env: a conda-like Python env plus shell tools.
 pub const MAIN_ENV: &str = "analysis3-22.10";
 /// The alias directory of the main env (`analysis3.d -> analysis3-22.10.d`).
 pub const MAIN_ALIAS: &str = "analysis3";
@@ -126,16 +129,40 @@ pub struct EnvImage {
     pub bin_entries: Vec<String>,
 }
 
-/// The main env image (venv + tools), built once per test process.
+/// How an env image's `<prefix>/<env>` is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnvKind {
+    /// Only the tools in `bin/`.
+    Tools,
+    /// `python3 -m venv --copies` of the system Python, plus the tools.
+    Venv,
+    /// A conda-like env (`conda_env.rs`), plus the tools.
+    Conda,
+}
+
+/// The main env image (conda-like + tools), built once per test process.
 pub fn main_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE.get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, true)).clone()
+    IMAGE
+        .get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, EnvKind::Conda))
+        .clone()
+}
+
+/// The main env as the venv it used to be (same name, same tools), for
+/// tests about venvs: put it in place of a bed's image of [`MAIN_ENV`].
+pub fn main_env_venv() -> Result<EnvImage, String> {
+    static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| cached(MAIN_ENV, MAIN_TOOLS, EnvKind::Venv))
+        .clone()
 }
 
 /// The second env image (tools only).
 pub fn second_env() -> Result<EnvImage, String> {
     static IMAGE: OnceLock<Result<EnvImage, String>> = OnceLock::new();
-    IMAGE.get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, false)).clone()
+    IMAGE
+        .get_or_init(|| cached(SECOND_ENV, SECOND_TOOLS, EnvKind::Tools))
+        .clone()
 }
 
 /// Shell run in a private mount namespace with a tmpfs over /opt, so that the
@@ -151,16 +178,16 @@ printf '%s\n' "$env" > /opt/conda/.top-image
 mksquashfs /opt "$out" -keep-as-directory -root-mode 755 -noappend -all-root -no-xattrs -quiet -no-progress
 "#;
 
-fn cached(env: &'static str, tools: &[Tool], venv: bool) -> Result<EnvImage, String> {
+fn cached(env: &'static str, tools: &[Tool], kind: EnvKind) -> Result<EnvImage, String> {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bed-images");
-    let dir = cache.join(format!("{env}-{:016x}", recipe_hash(env, tools, venv)));
+    let dir = cache.join(format!("{env}-{:016x}", recipe_hash(env, tools, kind)));
     let image = dir.join(format!("{env}.sqsh"));
     let listing = dir.join("bin-entries");
     if !image.is_file() || !listing.is_file() {
         let building = cache.join(format!("{env}.building-{}", std::process::id()));
         let _ = fs::remove_dir_all(&building);
         fs::create_dir_all(&building).map_err(|e| format!("{}: {e}", building.display()))?;
-        build_env_image(env, tools, venv, &building)?;
+        build_env_image(env, tools, kind, &building)?;
         // Another test process may have won the race: either copy is good.
         if fs::rename(&building, &dir).is_err() {
             let _ = fs::remove_dir_all(&building);
@@ -179,13 +206,18 @@ fn cached(env: &'static str, tools: &[Tool], venv: bool) -> Result<EnvImage, Str
 }
 
 /// Everything that decides an image's content.
-fn recipe_hash(env: &str, tools: &[Tool], venv: bool) -> u64 {
+fn recipe_hash(env: &str, tools: &[Tool], kind: EnvKind) -> u64 {
     let mut hasher = DefaultHasher::new();
-    (env, venv, VENV_BUILD_SCRIPT).hash(&mut hasher);
+    // `Venv` hashes as the `true` of the former `venv: bool`: the cached
+    // venv image keeps its key.
+    (env, kind != EnvKind::Tools, VENV_BUILD_SCRIPT).hash(&mut hasher);
     for tool in tools {
         (tool.name, tool.mode, tool.text).hash(&mut hasher);
     }
-    if venv {
+    if kind == EnvKind::Conda {
+        super::conda_env::hash_recipe(&mut hasher);
+    }
+    if kind == EnvKind::Venv {
         // A Python upgrade must rebuild the venv (its binary is copied in).
         if let Ok(meta) = fs::metadata(fs::canonicalize(SYSTEM_PYTHON).unwrap_or(SYSTEM_PYTHON.into())) {
             use std::os::unix::fs::MetadataExt;
@@ -195,17 +227,19 @@ fn recipe_hash(env: &str, tools: &[Tool], venv: bool) -> u64 {
     hasher.finish()
 }
 
-fn build_env_image(env: &str, tools: &[Tool], venv: bool, into: &Path) -> Result<(), String> {
+fn build_env_image(env: &str, tools: &[Tool], kind: EnvKind, into: &Path) -> Result<(), String> {
     let out = into.join(format!("{env}.sqsh"));
     let stage = into.join("stage");
-    let bin = if venv {
-        stage.join("tools")
-    } else {
-        stage.join(format!("opt/conda/{env}/bin"))
+    let bin = match kind {
+        EnvKind::Venv => stage.join("tools"),
+        EnvKind::Conda => stage.join("prefix/bin"),
+        EnvKind::Tools => stage.join(format!("opt/conda/{env}/bin")),
     };
     fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     write_tools(&bin, tools)?;
-    if venv {
+    if kind == EnvKind::Conda {
+        super::conda_env::build(env, &stage, &out)?;
+    } else if kind == EnvKind::Venv {
         let mut command = Command::new("/usr/bin/unshare");
         if !nix::unistd::geteuid().is_root() {
             command.arg("--map-root-user");

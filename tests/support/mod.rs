@@ -9,6 +9,7 @@
 
 pub mod bed;
 pub mod binaries;
+pub mod conda_env;
 pub mod files;
 pub mod images;
 pub mod modules;

@@ -77,6 +77,10 @@ fn check() -> Option<String> {
     if !venv_ok {
         return Some(format!("{SYSTEM_PYTHON} cannot make venvs (install python3-venv)"));
     }
+    // The main env is built like a conda env from Debian's Python (issue 11).
+    if let Some(reason) = super::conda_env::missing() {
+        return Some(reason);
+    }
     match real_runtime() {
         Some(runtime) if !runtime.is_file() => Some(format!("{RUNTIME_VAR}={} is not a file", runtime.display())),
         Some(_) if !nix::unistd::geteuid().is_root() && !user_namespaces_work() => {
