@@ -2,11 +2,15 @@
 //! large configuration (issue 6). Runs against a real temp scripts tree, so
 //! the probe's system calls are part of the figure, as they are in a hop.
 //!
+//! Also: a launch with 4,000 and 40,000 `[container.env]` keys, and the
+//! ratio of the two (issue 10: it was quadratic; linear gives about 10).
+//!
 //! `cargo bench --bench plan`
 
 use std::ffi::OsString;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use launcher::config::Config;
@@ -101,5 +105,59 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// `[container.env]` with `n` keys on top of the minimal config.
+fn many_env_config(root: &Path, n: usize) -> String {
+    let mut text = minimal_config(root);
+    text.push_str("[container.env]\n");
+    for i in 0..n {
+        text.push_str(&format!("VAR_{i:05} = \"value {i}\"\n"));
+    }
+    text
+}
+
+/// Config parse + plan with many `[container.env]` keys, then the cost
+/// ratio of 10x the keys: about 10 when linear, about 85 when quadratic
+/// (40,000 keys took 2.7 s before issue 10). A verdict, not a failure: on a
+/// loaded machine the times are noisy (`plan_tests::l13_forty_thousand_*`
+/// counts comparisons instead, and `valgrind --tool=callgrind` gives 48 M /
+/// 520 M instructions for a 4,000 / 40,000-key dry run, docs/performance.md).
+fn bench_container_env(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("plan outside, [container.env] keys");
+    group.sample_size(10);
+    let mut best = Vec::new();
+    for n in [4_000, 40_000] {
+        let root = tmp.path().join(format!("env{n}"));
+        let link = tree(&root, &many_env_config(&root, n));
+        let vars = Vars::from_pairs([("PATH", "/usr/bin:/bin")]);
+        let inv = Invocation {
+            argv: vec![OsString::from(&link)],
+            at_execfn: None,
+            cwd: None,
+        };
+        group.bench_function(n.to_string(), |b| b.iter(|| plan(&inv, &vars, &OsProbe).unwrap()));
+        let fastest = (0..10)
+            .map(|_| {
+                let start = Instant::now();
+                plan(&inv, &vars, &OsProbe).unwrap();
+                start.elapsed()
+            })
+            .min()
+            .unwrap();
+        best.push(fastest);
+    }
+    group.finish();
+    let ratio = best[1].as_secs_f64() / best[0].as_secs_f64();
+    let verdict = if ratio < 40.0 {
+        "linear"
+    } else {
+        "LOOKS QUADRATIC (or a noisy machine)"
+    };
+    println!(
+        "[container.env] 4,000 keys {:?}, 40,000 keys {:?}: ratio {ratio:.1}, {verdict} (linear ~10, quadratic ~85)",
+        best[0], best[1]
+    );
+}
+
+criterion_group!(benches, bench, bench_container_env);
 criterion_main!(benches);

@@ -409,6 +409,78 @@ fn l13_user_set_prefixed_variable_wins() {
     assert_eq!(e.env_value("APPTAINERENV_PYTHONNOUSERSITE"), None);
 }
 
+/// L13, issue 10: 40,000 `[container.env]` keys arrive once each, in order,
+/// with the usual precedence (a user's prefixed value, `[container.env]`
+/// over `env.toml`, a per-command `env` last), and building them compares
+/// names a number of times linear in the keys, not quadratic (a scan per
+/// key made 800 million comparisons; counted, not timed).
+#[test]
+fn l13_forty_thousand_container_variables_linear() {
+    const N: usize = 40_000;
+    let mut extra = String::from("[container.env]\n");
+    for i in 0..N {
+        extra.push_str(&format!("VAR_{i:05} = \"v{i}\"\n"));
+    }
+    extra.push_str("[commands.python3]\nenv = { VAR_00003 = \"cmd\" }\n");
+    let fx = Fixture::new(&extra);
+    std::fs::write(
+        fx.p("scripts/e-1.d/env.toml"),
+        "[env]\nVAR_00001 = \"env.toml\"\nONLY_ENV_TOML = \"t\"\n",
+    )
+    .unwrap();
+    let vars = fx.vars(&[("APPTAINERENV_VAR_00002", "user")]);
+    let before = NAME_COMPARISONS.with(|c| c.get());
+    let e = fx.exec(&[&fx.s("scripts/e.d/bin/python3")], &vars);
+    let comparisons = NAME_COMPARISONS.with(|c| c.get()) - before;
+    assert!(comparisons <= N as u64, "{comparisons} name comparisons for {N} keys");
+
+    let names: Vec<&str> = e.set_env.iter().map(|(n, _)| n.to_str().unwrap()).collect();
+    let unique: HashSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "every name set once");
+    let vars_set: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("APPTAINERENV_VAR_"))
+        .collect();
+    // Sorted, the user's VAR_00002 left alone, VAR_00003 moved to the end
+    // by the per-command env.
+    let mut expected: Vec<String> = (0..N)
+        .filter(|&i| i != 2 && i != 3)
+        .map(|i| format!("{i:05}"))
+        .collect();
+    expected.push("00003".into());
+    assert_eq!(vars_set, expected);
+    assert_eq!(e.env_value("APPTAINERENV_VAR_00000").unwrap(), "v0");
+    assert_eq!(e.env_value("APPTAINERENV_VAR_00001").unwrap(), "v1");
+    assert_eq!(e.env_value("APPTAINERENV_VAR_00003").unwrap(), "cmd");
+    assert_eq!(e.env_value("APPTAINERENV_VAR_39999").unwrap(), "v39999");
+    assert_eq!(e.env_value("APPTAINERENV_ONLY_ENV_TOML").unwrap(), "t");
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(at("APPTAINERENV_ONLY_ENV_TOML") < at("APPTAINERENV_VAR_00000"));
+    assert!(at("APPTAINERENV_VAR_39999") < at("APPTAINERENV_CONDA_BASE"));
+    assert!(at("APPTAINERENV_CONDA_BASE") < at("APPTAINERENV_VAR_00003"));
+}
+
+/// `settle_env` keeps the last setting of each name at its place, as a
+/// remove-then-append per `set` would.
+#[test]
+fn settle_env_keeps_last_setting_in_place() {
+    let mut plan = ExecPlan::new(PathBuf::from("/bin/true"), vec![]);
+    for (n, v) in [("A", "1"), ("B", "2"), ("A", "3"), ("C", "4"), ("B", "5")] {
+        plan.set(n, v);
+    }
+    assert_eq!(plan.env_value("A").unwrap(), "3");
+    plan.settle_env();
+    let got: Vec<(String, String)> = plan
+        .set_env
+        .iter()
+        .map(|(n, v)| (n.to_string_lossy().into(), v.to_string_lossy().into()))
+        .collect();
+    assert_eq!(
+        got,
+        [("A", "3"), ("C", "4"), ("B", "5")].map(|(n, v)| (n.to_string(), v.to_string()))
+    );
+}
+
 #[test]
 fn l15_per_command_env_and_overlays_all() {
     let fx = Fixture::new("[commands.python3]\noverlays = \"all\"\nenv = { WRAPPER = \"ompi3\" }\n");
