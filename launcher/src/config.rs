@@ -259,7 +259,10 @@ fn check_var_name(path: &Path, table: &str, name: &str) -> Result<(), LaunchErro
     } else {
         Err(invalid(
             path,
-            format!("{table}: '{name}' is not a valid environment variable name"),
+            format!(
+                "{table}: '{}' is not a valid environment variable name",
+                name.escape_debug()
+            ),
         ))
     }
 }
@@ -274,6 +277,38 @@ fn check_not_reserved(path: &Path, table: &str, name: &str) -> Result<(), Launch
             path,
             format!("{table}: '{name}' is reserved for the launcher (LAUNCHER_*, PATH, PREPEND_PATH, APPEND_PATH)"),
         ));
+    }
+    Ok(())
+}
+
+/// No value handed to `execve` can hold a NUL byte (argv, environment and
+/// paths are C strings): say so naming the key, before anything runs.
+fn check_no_nul(path: &Path, key: impl FnOnce() -> String, value: &[u8]) -> Result<(), LaunchError> {
+    if value.contains(&0) {
+        let what = "which no environment variable, argument or path can carry";
+        return Err(invalid(
+            path,
+            format!("{}: the value contains a NUL byte (\\u0000), {what}", key()),
+        ));
+    }
+    Ok(())
+}
+
+/// Every environment table (`container.env`, `commands.NAME.env`, env.toml's
+/// `env`): valid names, no NUL in values, and (`reserved`) none of the
+/// launcher's own names.
+fn check_env_table(
+    path: &Path,
+    table: &str,
+    env: &BTreeMap<String, String>,
+    reserved: bool,
+) -> Result<(), LaunchError> {
+    for (name, value) in env {
+        check_var_name(path, table, name)?;
+        if reserved {
+            check_not_reserved(path, table, name)?;
+        }
+        check_no_nul(path, || format!("{table}.{name}"), value.as_bytes())?;
     }
     Ok(())
 }
@@ -326,16 +361,22 @@ impl Config {
                 ),
             ));
         }
-        for name in self.container.env.keys() {
-            check_var_name(path, "container.env", name)?;
-            check_not_reserved(path, "container.env", name)?;
-        }
+        check_env_table(path, "container.env", &self.container.env, true)?;
+        self.check_no_nul_anywhere(path)?;
         for (name, command) in &self.commands {
             if !is_plain_name(name) {
                 return Err(invalid(path, format!("commands.'{name}': not a plain command name")));
             }
-            for var in command.env.keys() {
-                check_var_name(path, &format!("commands.{name}.env"), var)?;
+            check_env_table(path, &format!("commands.{name}.env"), &command.env, false)?;
+            if let Some(script) = &command.script {
+                check_no_nul(
+                    path,
+                    || format!("commands.{name}.script"),
+                    script.as_os_str().as_encoded_bytes(),
+                )?;
+            }
+            for (i, flag) in command.exec_flags.iter().enumerate() {
+                check_no_nul(path, || format!("commands.{name}.exec_flags[{i}]"), flag.as_bytes())?;
             }
             let kinds = [command.host, command.script.is_some(), command.builtin.is_some()]
                 .iter()
@@ -346,6 +387,40 @@ impl Config {
                     path,
                     format!("commands.{name}: set only one of host, script, builtin"),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths and runtime arguments outside `[commands]` (whose own
+    /// settings are checked with the command): no NUL, naming the key.
+    fn check_no_nul_anywhere(&self, path: &Path) -> Result<(), LaunchError> {
+        let paths = [
+            ("runtime.path", self.runtime.path.as_deref()),
+            ("runtime.image", self.runtime.image.as_deref()),
+            ("container.envs_dir", self.container.envs_dir.as_deref()),
+            ("container.marker", Some(self.container.marker.as_path())),
+            ("container.prefix", Some(self.container.prefix.as_path())),
+            ("modules_dir", self.modules_dir.as_deref()),
+        ];
+        for (key, value) in paths {
+            if let Some(value) = value {
+                check_no_nul(path, || key.to_string(), value.as_os_str().as_encoded_bytes())?;
+            }
+        }
+        for (i, bind) in self.container.binds.iter().enumerate() {
+            check_no_nul(
+                path,
+                || format!("container.binds[{i}]"),
+                bind.as_os_str().as_encoded_bytes(),
+            )?;
+        }
+        for (key, list) in [
+            ("runtime.flags", &self.runtime.flags),
+            ("runtime.exec_flags", &self.runtime.exec_flags),
+        ] {
+            for (i, flag) in list.iter().enumerate() {
+                check_no_nul(path, || format!("{key}[{i}]"), flag.as_bytes())?;
             }
         }
         Ok(())
@@ -386,10 +461,7 @@ impl Config {
 impl EnvFacts {
     pub fn parse(text: &[u8], path: &Path) -> Result<EnvFacts, LaunchError> {
         let facts: EnvFacts = parse_toml(text, path)?;
-        for name in facts.env.keys() {
-            check_var_name(path, "env", name)?;
-            check_not_reserved(path, "env", name)?;
-        }
+        check_env_table(path, "env", &facts.env, true)?;
         Ok(facts)
     }
 }
@@ -511,6 +583,47 @@ mod tests {
         assert_eq!(
             c.commands["qsub"].script.as_deref(),
             Some(Path::new("/site/overrides/qsub.sh"))
+        );
+    }
+
+    /// Issue 10: a NUL in a value is an error naming the key, whichever
+    /// table or setting it is in (execve could not carry it).
+    #[test]
+    fn l19_nul_in_a_value_names_the_key() {
+        for (text, key) in [
+            (
+                "[container.env]\nGOOD = \"x\"\nBAD_ONE = \"a\\u0000b\"\n",
+                "container.env.BAD_ONE",
+            ),
+            (
+                "[commands.mpicc]\nenv = { OK = \"1\", WRAPPER = \"\\u0000\" }\n",
+                "commands.mpicc.env.WRAPPER",
+            ),
+            ("[commands.x]\nscript = \"/a\\u0000b\"\n", "commands.x.script"),
+            (
+                "[commands.x]\nexec_flags = [\"--nv\", \"-B\\u0000\"]\n",
+                "commands.x.exec_flags[1]",
+            ),
+            ("[runtime]\nexec_flags = [\"\\u0000\"]\n", "runtime.exec_flags[0]"),
+            ("[runtime]\nflags = [\"-s\", \"x\\u0000\"]\n", "runtime.flags[1]"),
+            ("[runtime]\nimage = \"/b\\u0000.sif\"\n", "runtime.image"),
+            ("[container]\nbinds = [\"/a\", \"/b\\u0000\"]\n", "container.binds[1]"),
+            ("[container]\nenvs_dir = \"/e\\u0000\"\n", "container.envs_dir"),
+        ] {
+            let err = parse(text).unwrap_err();
+            let line = err.to_string();
+            assert!(
+                line.contains(&format!("{key}: the value contains a NUL byte")),
+                "{text}: {line}"
+            );
+            assert!(!line.contains('\0') && !line.contains('\n'), "{line:?}");
+            assert_eq!(err.exit_code(), 125);
+        }
+        let err = EnvFacts::parse(b"[env]\nPROJ_DATA = \"/x\\u0000\"\n", Path::new("/e.d/env.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/e.d/env.toml: env.PROJ_DATA: the value contains a NUL byte"),
+            "{err}"
         );
     }
 
