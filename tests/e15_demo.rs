@@ -243,3 +243,85 @@ fn e15_demo_packs_with_backhand_and_the_image_mounts_and_runs() {
     assert!(text.contains(&format!("env prefix: {ENV_PREFIX}\n")), "{text}");
     assert!(text.contains("inside a container"), "{text}");
 }
+
+/// The uid the ordinary-user demo runs as (as in `tests/native_runtime.rs`).
+const USER: u32 = 2002;
+
+/// Why the native runtime cannot run the demo as an ordinary user here.
+fn native_user_missing() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("switches to a second uid: run the tests as root".into());
+    }
+    let fuse_ok = fs::metadata("/dev/fuse")
+        .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o006 == 0o006);
+    if !fuse_ok {
+        return Some("/dev/fuse is not usable by users (mode 0666 as distributions ship it; .ci/run sets it)".into());
+    }
+    if prereq::find_on_path("squashfuse").is_none() {
+        return Some("squashfuse is not installed (apt-get install squashfuse)".into());
+    }
+    if !Path::new(prereq::SYSTEM_PYTHON).is_file() {
+        return Some(format!("{} not found (the demo's env links it)", prereq::SYSTEM_PYTHON));
+    }
+    None
+}
+
+/// The demo as an ordinary user on a machine without squashfs-tools or a
+/// container runtime, but with squashfuse: backhand packs, the native
+/// runtime mounts the image with squashfuse in a user namespace, and the
+/// Python runs from it. (Under `/var/tmp`: as a user, an installation
+/// under `/tmp` is refused by the launcher's inside hop; see
+/// docs/installer.md, known limits.)
+#[test]
+fn e15_demo_as_a_user_runs_python_under_the_native_runtime() {
+    let test = "e15_demo_as_a_user_runs_python_under_the_native_runtime";
+    if !prereq::allowed(test, native_user_missing()) {
+        return;
+    }
+    let root = tempfile::Builder::new()
+        .prefix("launcher-e15-user-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    // Copies the user can run, wherever the build tree is.
+    let installer_copy = root.path().join("bin/installer");
+    let launcher_copy = root.path().join("bin/launcher");
+    support::files::copy_executable(&installer(), &installer_copy).unwrap();
+    support::files::copy_executable(&binaries::launcher().unwrap(), &launcher_copy).unwrap();
+    let path = tool_dir(root.path(), &["squashfuse"]);
+    let home = root.path().join("home");
+    fs::create_dir(&home).unwrap();
+    for dir in [root.path(), &home] {
+        nix::unistd::chown(dir, Some(USER.into()), Some(USER.into())).unwrap();
+    }
+    fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = root.path().join("demo");
+    let out = {
+        use std::os::unix::process::CommandExt;
+        Command::new(&installer_copy)
+            .arg("demo")
+            .arg(&dir)
+            .arg("--launcher")
+            .arg(&launcher_copy)
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .current_dir(&home)
+            .uid(USER)
+            .gid(USER)
+            .output()
+            .unwrap()
+    };
+    let stdout = assert_demo_succeeded(&out);
+    assert!(
+        stdout.contains("demo: packing envs/demo-1.0.sqsh with the backhand library (no mksquashfs on PATH)"),
+        "{stdout}"
+    );
+    assert_python_ran_inside(&stdout, &dir);
+    assert!(
+        stdout.contains(
+            "demo: that was the env's python, run from the image envs/demo-1.0.sqsh by the native runtime \
+             (as a user: a user namespace and squashfuse)"
+        ),
+        "{stdout}"
+    );
+}
