@@ -267,3 +267,19 @@ fn native_as_a_user_without_squashfuse_says_why_with_125() {
     assert!(lines[1].starts_with("launcher-native: hint: "), "{}", lines[1]);
     assert!(outcome.stdout.is_empty());
 }
+
+#[test]
+fn native_as_a_user_whose_own_installation_sits_under_tmp() {
+    let Some(bed) = user_bed("native_as_a_user_whose_own_installation_sits_under_tmp") else {
+        return;
+    };
+    // The user owns the scripts tree (the installation's owner is uid 2002):
+    // inside the user namespace `/` and `/tmp` show as the overflow uid, and
+    // the inside hop must not take them for another user's.
+    let chown = |path: &Path| std::os::unix::fs::lchown(path, Some(USER), Some(USER)).unwrap();
+    chown(&bed.scripts);
+    chown(&bed.config_path());
+    let outcome = run(as_user(&bed, bed.link(MAIN_ENV, "launcher")).args(["sh", "-c", "echo inside-ok"]));
+    outcome.assert_success();
+    assert_eq!(outcome.stdout_text(), "inside-ok\n");
+}

@@ -88,6 +88,16 @@ pub trait Probe {
         // SAFETY: geteuid(2) has no preconditions and cannot fail.
         unsafe { libc::geteuid() }
     }
+    /// Does this process run in a user namespace that maps only part of the
+    /// uids (`/proc/self/uid_map` other than the initial `0 0 4294967295`)?
+    /// There the overflow uid (65534) stands for every unmapped owner, root
+    /// included. Asked only when the trust walk meets that uid.
+    fn in_partial_user_namespace(&self) -> bool {
+        match std::fs::read_to_string("/proc/self/uid_map") {
+            Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+            Err(_) => false,
+        }
+    }
 }
 
 /// The real file system.

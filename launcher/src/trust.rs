@@ -30,6 +30,8 @@ use crate::probe::{FileStat, Probe};
 /// Symbolic links followed in one walk: the kernel's `MAXSYMLINKS`. Past it
 /// `open` fails with `ELOOP`, and so does the walk.
 pub const MAX_SYMLINK_HOPS: usize = 40;
+/// `/proc/sys/kernel/overflowuid`: how a user namespace shows unmapped owners.
+const OVERFLOW_UID: u32 = 65534;
 /// `..` climbs above the working directory (relative paths only).
 const MAX_CLIMB: usize = 4096;
 
@@ -411,7 +413,17 @@ impl Judge<'_> {
     }
 
     fn trusted(&self, uid: u32) -> bool {
-        uid == 0 || uid == self.owner() || uid == self.caller()
+        uid == 0 || uid == self.owner() || uid == self.caller() || self.unmapped(uid)
+    }
+
+    /// In the native runtime's user namespace (an ordinary user's launch)
+    /// every owner but the caller shows as the overflow uid, root included:
+    /// the real owners cannot be told apart there. The outside hop, on the
+    /// host, already walked the same paths with their real owners before it
+    /// started the container; so inside such a namespace the overflow uid is
+    /// taken as trusted, never on a host (docs/native-runtime.md).
+    fn unmapped(&self, uid: u32) -> bool {
+        uid == OVERFLOW_UID && self.walk.probe.in_partial_user_namespace()
     }
 
     /// "root", "root and uid 1000 (the installation's owner)", …
@@ -555,6 +567,8 @@ mod tests {
         nodes: HashMap<PathBuf, Node>,
         cwd: PathBuf,
         caller: u32,
+        /// Runs in a user namespace mapping only some uids.
+        userns: bool,
         calls: RefCell<Vec<String>>,
     }
 
@@ -579,6 +593,7 @@ mod tests {
                 nodes: HashMap::new(),
                 cwd: PathBuf::from("/"),
                 caller: 1000,
+                userns: false,
                 calls: RefCell::new(Vec::new()),
             };
             fs.add("/", Kind::Dir, 0o755, 0);
@@ -681,6 +696,9 @@ mod tests {
             self.calls.borrow_mut().push("geteuid".into());
             self.caller
         }
+        fn in_partial_user_namespace(&self) -> bool {
+            self.userns
+        }
     }
 
     /// `/apps/scripts/{launcher.toml, e-1.d/env.toml, overrides/}`, all
@@ -765,6 +783,18 @@ mod tests {
             line.contains("it belongs to uid 2002, who can change it (trusted: root, uid 1000 (you))"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn l19_overflow_uid_is_trusted_only_inside_a_partial_user_namespace() {
+        // What an ordinary user's native-runtime container shows: every
+        // owner but the caller as 65534.
+        let mut fs = site();
+        fs.dir("/", 0o755, OVERFLOW_UID).dir("/apps", 0o755, OVERFLOW_UID);
+        let (line, _) = refused(config(&fs));
+        assert!(line.contains("65534"), "on a host, nobody's directory is not trusted: {line}");
+        fs.userns = true;
+        config(&fs).unwrap();
     }
 
     #[test]
