@@ -131,6 +131,12 @@ impl Bed {
         }
     }
 
+    /// Install one more env image (e.g. the cluster's MPI env) the way the
+    /// bed installs its own: the image and its `<env>.d` links.
+    pub fn add_env(&self, env: &EnvImage) -> Result<(), String> {
+        self.install_env(env)
+    }
+
     /// `<envs>/<env>.sqsh` and the `<env>.d/bin` links for it.
     fn install_env(&self, env: &EnvImage) -> Result<(), String> {
         let image = self.image(env.name);
