@@ -73,6 +73,16 @@ pub enum Command {
     /// Point alias NAME (<scripts>/NAME.d, <envs>/NAME, the module alias) at
     /// env TARGET, atomically (I9); or remove it with --remove.
     Alias(AliasArgs),
+    /// Run a build COMMAND where <container_prefix>/<env> is a fresh
+    /// directory (private mount namespace), pack it, and with --deploy
+    /// deploy it; a provenance manifest goes inside and beside the image.
+    Build(crate::lifecycle::BuildArgs),
+    /// Run COMMAND over the live image (read-only, with a writable overlay
+    /// at <container_prefix>/<env>), pack the merged tree as a new image.
+    Update(crate::lifecycle::UpdateArgs),
+    /// Packages added, removed and changed between two images (files, env
+    /// names or ENV@ID generations), from their provenance manifests.
+    Diff(crate::lifecycle::DiffArgs),
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +308,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             let site = load(&cli.site)?;
             let rows = status::rows(&site, &args.envs)?;
             output::out(&status::render(&rows, status::shared_inodes(&site)));
+            let envs: Vec<String> = rows.iter().map(|r| r.env.clone()).collect();
+            output::out(&crate::lifecycle::status_section(&site, &envs));
             Ok(0)
         }
         Command::Demo(args) => {
@@ -392,10 +404,13 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             )?;
             Ok(0)
         }
+        Command::Build(args) => crate::lifecycle::run_build(&cli.site, &args, None, ui),
+        Command::Update(args) => crate::lifecycle::run_update(&cli.site, &args, ui),
+        Command::Diff(args) => crate::lifecycle::run_diff(&cli.site, &args),
     }
 }
 
-fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: Option<PathBuf>) -> DeployOptions {
+pub(crate) fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: Option<PathBuf>) -> DeployOptions {
     DeployOptions {
         env: common.env.clone(),
         backup_dir: common.backup_dir.clone(),

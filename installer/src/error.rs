@@ -49,6 +49,10 @@ pub enum InstallError {
     Demo(String),
     #[error("{tool} failed: {reason}")]
     ToolFailed { tool: String, reason: String },
+    /// An error a forked child of this run (`build`, `update`) met and
+    /// reported, with the exit status it maps to.
+    #[error("{message}")]
+    Reported { code: i32, message: String },
 }
 
 impl InstallError {
@@ -61,6 +65,7 @@ impl InstallError {
             InstallError::LockHeld { .. } => EXIT_LOCK_HELD,
             InstallError::MissingTool { .. } => EXIT_MISSING_TOOL,
             InstallError::Demo(_) | InstallError::ToolFailed { .. } => EXIT_DEMO,
+            InstallError::Reported { code, .. } => *code,
         }
     }
 
