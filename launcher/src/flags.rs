@@ -222,6 +222,21 @@ mod tests {
         assert!(e.to_string().contains("--runtime needs a value"));
     }
 
+    /// The `flags` fuzz target's input `--path\0\0` (issue 10): `--path`
+    /// takes the empty string as its value, the next empty string is the
+    /// command, and it has no arguments (the old oracle took the first
+    /// empty string, the value, for the command).
+    #[test]
+    fn l4_empty_value_then_empty_command() {
+        let call = parse_direct(&os(&["--path", "", ""])).unwrap();
+        assert_eq!(call.flags.path.as_deref(), Some(OsStr::new("")));
+        assert_eq!(call.command.as_deref(), Some(OsStr::new("")));
+        assert!(call.args.is_empty());
+        let call = parse_direct(&os(&["--env", "x", "x", "x"])).unwrap();
+        assert_eq!(call.flags.env.as_deref(), Some("x"));
+        assert_eq!((call.command.unwrap(), call.args), ("x".into(), os(&["x"])));
+    }
+
     #[test]
     fn l3_no_command_is_none() {
         let call = parse_direct(&os(&["--env", "e"])).unwrap();

@@ -46,6 +46,21 @@ fn any_arg() -> impl Strategy<Value = OsString> {
     prop::collection::vec(any::<u8>().prop_filter("no NUL in argv", |b| *b != 0), 0..24).prop_map(OsString::from_vec)
 }
 
+/// Arguments a flag parser must get right: real flags (with and without
+/// `=`), `--`, empty strings, repeats, and arbitrary bytes.
+fn flag_like_arg() -> impl Strategy<Value = OsString> {
+    prop_oneof![
+        Just(OsString::from("--path")),
+        Just(OsString::from("--env")),
+        Just(OsString::from("--runtime=/r")),
+        Just(OsString::from("--dry-run")),
+        Just(OsString::from("--")),
+        Just(OsString::from("")),
+        Just(OsString::from("x")),
+        any_arg(),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -63,13 +78,22 @@ proptest! {
     }
 
     /// L4: the flag parser never panics, and what follows the command is
-    /// never touched.
+    /// never touched: the command and its arguments are the tail of the
+    /// input, and what comes before is flags alone (the same oracle as the
+    /// `flags` fuzz target).
     #[test]
-    fn l4_flag_parser_total(args in prop::collection::vec(any_arg(), 0..8)) {
+    fn l4_flag_parser_total(args in prop::collection::vec(flag_like_arg(), 0..8)) {
         if let Ok(call) = parse_direct(&args) {
-            if let Some(command) = &call.command {
-                let at = args.iter().position(|a| a == command).unwrap();
-                prop_assert_eq!(&call.args[..], &args[at + 1..]);
+            match &call.command {
+                Some(command) => {
+                    let at = args.len() - call.args.len() - 1;
+                    prop_assert_eq!(&args[at], command);
+                    prop_assert_eq!(&call.args[..], &args[at + 1..]);
+                    let flags = parse_direct(&args[..at]).unwrap();
+                    prop_assert_eq!(&flags.flags, &call.flags);
+                    prop_assert_eq!(flags.command, None);
+                }
+                None => prop_assert!(call.args.is_empty()),
             }
         }
     }
