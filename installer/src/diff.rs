@@ -1,6 +1,7 @@
 //! `installer diff A B` (issue 14): the packages added, removed and changed
 //! between two images, from the provenance manifests inside them. A and B
-//! are image files, env names (their live image), or `ENV@ID` (a kept
+//! are image files, env names (their live image), `ENV@backup` (the most
+//! recent backup, what `rollback` puts back) or `ENV@ID` (a kept
 //! generation, see `deploy --keep`).
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub fn resolve(spec: &str, site: Option<&Site>, container_prefix: &Path) -> Resu
         crate::site::check_env_name(env)?;
         let image = match id {
             None => site.image_path(env)?,
+            Some("backup") => crate::generations::backup_dir(site)?.join(format!("{env}.sqsh")),
             Some(id) => crate::generations::path_of(site, env, id)?,
         };
         (image, Some(env.to_string()))

@@ -68,8 +68,8 @@ pub struct UpdateArgs {
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
-    /// The old image: a file, an env name (its live image) or ENV@ID (a
-    /// kept generation).
+    /// The old image: a file, an env name (its live image), ENV@backup (the
+    /// most recent backup) or ENV@ID (a kept generation).
     #[arg(value_name = "A")]
     pub a: String,
     /// The new image, named the same ways.
