@@ -23,6 +23,8 @@ pub struct AliasOptions {
     /// `None`: remove the alias.
     pub target: Option<String>,
     pub modules: Option<PathBuf>,
+    /// The Jupyter kernels directory to keep current (`--kernels`).
+    pub kernels: Option<PathBuf>,
     pub wait: bool,
     pub dry_run: bool,
 }
@@ -80,6 +82,9 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
         if let Some(dir) = &modules_dir {
             ui.info(format!("would rewrite {}", dir.join(modulefile::MODULERC).display()));
         }
+        if let Some(dir) = &opts.kernels {
+            ui.info(format!("would rewrite the Jupyter kernels in {}", dir.display()));
+        }
         return Ok(());
     }
     crate::farm::ensure_scripts_dir(&site.scripts)?;
@@ -108,6 +113,9 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
     }
     if let Some(dir) = &modules_dir {
         changed |= modulefile::write_modulerc(site, dir, ui)?;
+    }
+    if let Some(dir) = &opts.kernels {
+        changed |= crate::kernels::write(site, dir, None, false, ui)?;
     }
     let what = match &opts.target {
         Some(target) => format!("alias {name} -> {target}"),

@@ -44,6 +44,10 @@ pub struct SiteArgs {
     /// Default: modules_dir of the config.
     #[arg(long, global = true, value_name = "DIR", env = "INSTALLER_MODULES")]
     pub modules: Option<PathBuf>,
+    /// Jupyter kernels directory that deploy, rollback and alias keep
+    /// current (one kernelspec per env and alias; see `kernels`).
+    #[arg(long, global = true, value_name = "DIR", env = "INSTALLER_KERNELS")]
+    pub kernels: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +74,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Write the modulefile of an env and the .modulerc of aliases (I8).
     Module(ModuleArgs),
+    /// Write one Jupyter kernelspec per env and alias into DIR, running the
+    /// env's python3 through the launcher.
+    Kernels(crate::kernels::KernelsArgs),
     /// Point alias NAME (<scripts>/NAME.d, <envs>/NAME, the module alias) at
     /// env TARGET, atomically (I9); or remove it with --remove.
     Alias(AliasArgs),
@@ -389,6 +396,10 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
             modulefile::write(&site, &args.env, &dir, args.dry_run, ui)?;
             Ok(0)
         }
+        Command::Kernels(args) => {
+            crate::kernels::run(&load(&cli.site)?, &args, ui)?;
+            Ok(0)
+        }
         Command::Alias(args) => {
             let site = load(&cli.site)?;
             alias::run(
@@ -397,6 +408,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                     name: args.name,
                     target: args.target,
                     modules: cli.site.modules.clone(),
+                    kernels: cli.site.kernels.clone(),
                     wait: !args.no_wait,
                     dry_run: args.dry_run,
                 },
@@ -416,6 +428,7 @@ pub(crate) fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: O
         backup_dir: common.backup_dir.clone(),
         launcher,
         modules: site.modules.clone(),
+        kernels: site.kernels.clone(),
         wait: !common.no_wait,
         dry_run: common.dry_run,
     }

@@ -52,6 +52,8 @@ pub struct DeployOptions {
     pub launcher: Option<PathBuf>,
     /// The modulefile directory (else `modules_dir` of the config).
     pub modules: Option<PathBuf>,
+    /// The Jupyter kernels directory to keep current (`--kernels`).
+    pub kernels: Option<PathBuf>,
     pub wait: bool,
     pub dry_run: bool,
 }
@@ -271,6 +273,9 @@ fn finish(site: &Site, paths: &Paths, opts: &DeployOptions, ui: &Ui, lock: &Scri
         None => ui.info("no modules_dir configured (nor --modules): no modulefile written"),
     }
     fault::after("module");
+    if let Some(dir) = &opts.kernels {
+        crate::kernels::write(site, dir, None, false, ui)?;
+    }
     Ok(())
 }
 
@@ -293,6 +298,9 @@ fn dry_run_tail(site: &Site, opts: &DeployOptions, ui: &Ui) {
             dir.join(modulefile::MODULERC).display()
         )),
         None => ui.info("no modules_dir configured (nor --modules): no modulefile"),
+    }
+    if let Some(dir) = &opts.kernels {
+        ui.info(format!("would rewrite the Jupyter kernels in {}", dir.display()));
     }
 }
 

@@ -27,6 +27,7 @@ pub mod farm;
 pub mod fault;
 pub mod generations;
 pub mod image;
+pub mod kernels;
 pub mod lifecycle;
 pub mod lock;
 pub mod manifest;
