@@ -56,6 +56,16 @@ pub enum LaunchError {
     CommandNotFound { command: String, place: String },
     #[error("{path} cannot be executed: {reason}")]
     NotExecutable { path: PathBuf, reason: String },
+    /// `execve` said ENOENT, yet the file is there: what it names to start
+    /// it (its `#!` interpreter, an ELF's dynamic loader) is missing.
+    #[error("cannot run {path}: {why}")]
+    InterpreterNotFound {
+        path: PathBuf,
+        /// `its interpreter /usr/bin/python9 was not found`.
+        why: String,
+        /// The `#!` line, for the hint, when the file has one.
+        shebang: Option<String>,
+    },
     #[error("{path} is a launcher link; refusing to exec the launcher from inside the container")]
     SelfExec { path: PathBuf },
     #[error("container runtime re-entered {depth} times (LAUNCHER_DEPTH); the container is never detected")]
@@ -72,7 +82,7 @@ impl LaunchError {
         match self {
             LaunchError::Usage(_) => EXIT_USAGE,
             LaunchError::CommandNotFound { .. } => EXIT_NOT_FOUND,
-            LaunchError::NotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            LaunchError::NotExecutable { .. } | LaunchError::InterpreterNotFound { .. } => EXIT_NOT_EXECUTABLE,
             _ => EXIT_LAUNCHER,
         }
     }
@@ -85,6 +95,14 @@ impl LaunchError {
                     .into(),
             ),
             LaunchError::Insecure { fix, .. } => Some(format!("hint: {fix}")),
+            LaunchError::InterpreterNotFound {
+                path,
+                shebang: Some(line),
+                ..
+            } => Some(format!(
+                "hint: the first line of {} is {line}: install that interpreter or fix the line",
+                path.display()
+            )),
             LaunchError::Recursion { .. } => Some(
                 "hint: check container.marker in launcher.toml: it must exist inside the container"
                     .into(),

@@ -586,6 +586,55 @@ fn errors_have_one_line_and_documented_codes_l18() {
     );
 }
 
+/// L18, issue 10: a program that is there but whose `#!` interpreter is not
+/// is "cannot run X: its interpreter Y was not found", 126 (it exists but
+/// cannot be executed; bash says "bad interpreter", 126), with the `#!` line
+/// in the hint; not "command not found". Inside (the env's program) and
+/// outside (an override script).
+#[test]
+fn missing_interpreter_is_named_not_command_not_found_l18() {
+    let t = Tree::new("");
+    for (name, text) in [
+        ("badinterp", "#!/nonexistent/python9 -u\nprint(1)\n"),
+        ("dosline", "#!/bin/sh\r\necho hi\r\n"),
+    ] {
+        symlink("../../launcher", t.p("scripts/e-1.d/bin").join(name)).unwrap();
+        write_exe(&t.p("opt/conda/e-1/bin").join(name), text);
+    }
+    std::fs::create_dir_all(t.p("marker")).unwrap();
+    let program = t.s("opt/conda/e-1/bin/badinterp");
+    let out = t.run(&t.s("scripts/e.d/bin/badinterp"), &[], &[]);
+    assert_error(
+        &out,
+        126,
+        &format!("cannot run {program}: its interpreter /nonexistent/python9 was not found"),
+    );
+    assert!(
+        stderr(&out)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("#!/nonexistent/python9 -u")),
+        "{}",
+        stderr(&out)
+    );
+    assert_error(
+        &t.run(&t.s("scripts/e.d/bin/dosline"), &[], &[]),
+        126,
+        "its interpreter /bin/sh\\r was not found (the #! line ends with a DOS carriage return)",
+    );
+    // A program that is really missing is still 127.
+    std::fs::remove_file(&program).unwrap();
+    assert_error(&t.run(&t.s("scripts/e.d/bin/badinterp"), &[], &[]), 127, "badinterp");
+    // Outside: an override script whose interpreter is missing.
+    std::fs::remove_dir(t.p("marker")).unwrap();
+    write_exe(&t.p("scripts/overrides/qsub.sh"), "#!/nonexistent/bash\nexit 0\n");
+    assert_error(
+        &t.run(&t.s("scripts/e.d/bin/qsub"), &[], &[]),
+        126,
+        "qsub.sh: its interpreter /nonexistent/bash was not found",
+    );
+}
+
 /// L23: the release binary is static. CI builds it before the tests run.
 #[test]
 fn release_binary_is_static_l23() {
