@@ -9,10 +9,12 @@
 
 pub mod bed;
 pub mod binaries;
+pub mod cluster;
 pub mod conda_env;
 pub mod files;
 pub mod images;
 pub mod modules;
+pub mod mpi_env;
 pub mod prereq;
 pub mod run;
 
