@@ -16,6 +16,7 @@ use crate::runtime::{self, Flavour};
 use crate::site::{image_env_name, is_alias_link, Site};
 use crate::swap::{self, Live};
 use crate::tree::{Node, Tree};
+use crate::ui::Ui;
 use launcher::probe::{OsProbe, Probe};
 
 /// At most this many lines per kind of farm difference and env.
@@ -45,10 +46,20 @@ impl Report {
     }
 }
 
+/// How much `check` looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The `--modules` directory, if given (else `modules_dir`).
+    pub modules: Option<PathBuf>,
+    /// `--verify-images`: read every data block of each env's image and
+    /// backup (`verify`).
+    pub verify_images: bool,
+}
+
 /// Check the installation of `site`; `only` limits the per-env checks to
-/// those envs (all when empty).
-/// `modules`: the `--modules` directory, if given (else `modules_dir`).
-pub fn run(site: &Site, only: &[String], modules: Option<&Path>) -> Report {
+/// those envs (all when empty). `ui` only draws progress bars.
+pub fn run(site: &Site, only: &[String], opts: &Options, ui: &Ui) -> Report {
+    let modules = opts.modules.as_deref();
     let mut report = Report::default();
     check_launcher(site, &mut report);
     check_runtime(site, &mut report);
@@ -60,6 +71,9 @@ pub fn run(site: &Site, only: &[String], modules: Option<&Path>) -> Report {
     };
     for env in &envs {
         check_env(site, env, &mut report);
+        if opts.verify_images {
+            verify_images(site, env, ui, &mut report);
+        }
     }
     check_aliases(site, &mut report);
     check_interrupted_deploys(site, &mut report);
@@ -347,6 +361,32 @@ fn check_env(site: &Site, env: &str, report: &mut Report) {
         }
         _ => format!("{}: differs from what `installer farm` writes", name(p)),
     });
+}
+
+/// `--verify-images`: every data block of the env's image and of its
+/// backup decompresses (what `deploy` checks before an image goes live).
+fn verify_images(site: &Site, env: &str, ui: &Ui, report: &mut Report) {
+    let Ok(live) = site.image_path(env) else { return };
+    let backup = live
+        .parent()
+        .map(|envs| envs.join(crate::deploy::BACKUP_DIR_NAME).join(format!("{env}.sqsh")));
+    for (path, what) in [(Some(live), "image"), (backup, "backup")] {
+        let Some(path) = path.filter(|p| p.is_file()) else {
+            continue;
+        };
+        // An image that does not open is reported by `check_env` already.
+        let Ok(image) = EnvImage::open(&path) else { continue };
+        let bar = ui.progress_bytes(0, &format!("verifying {}", path.display()));
+        let result = crate::verify::verify(&image, &bar);
+        bar.finish_and_clear();
+        match result {
+            Ok(verified) => report.info(format!("{env}: verified {}: {}", path.display(), verified.describe())),
+            Err(e) if what == "backup" => report.problem(format!(
+                "{env}: backup {e} (`installer rollback --env {env}` would refuse it)"
+            )),
+            Err(e) => report.problem(format!("{env}: {e}")),
+        }
+    }
 }
 
 /// `<scripts>/X.d` and `<envs>/X.sqsh` aliases must resolve (I9).

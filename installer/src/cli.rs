@@ -56,7 +56,7 @@ pub enum Command {
     /// installs the launcher and launcher.toml at <scripts>/.
     Farm(FarmArgs),
     /// Verify a live installation; exit 1 listing each problem (I10).
-    Check(EnvList),
+    Check(CheckArgs),
     /// Per-env table: version, aliases, image size, files in the image,
     /// inodes on disk and their ratio (I11).
     Status(EnvList),
@@ -153,6 +153,21 @@ pub struct DeployCommon {
     /// Print each change instead of making it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not read every data block of the image before it goes live
+    /// (a warning says so).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Limit to these environments (default: all).
+    #[arg(value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Also read every data block of each env's image and of its backup
+    /// (as deploy does); a damaged one is a problem. Costs a full read.
+    #[arg(long)]
+    pub verify_images: bool,
 }
 
 #[derive(Args, Debug)]
@@ -287,7 +302,11 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 }
                 Err(e) => return Err(e),
             };
-            let report = check::run(&site, &args.envs, cli.site.modules.as_deref());
+            let opts = check::Options {
+                modules: cli.site.modules.clone(),
+                verify_images: args.verify_images,
+            };
+            let report = check::run(&site, &args.envs, &opts, ui);
             for info in &report.infos {
                 ui.info(format!("info: {info}"));
             }
@@ -431,6 +450,7 @@ pub(crate) fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: O
         kernels: site.kernels.clone(),
         wait: !common.no_wait,
         dry_run: common.dry_run,
+        verify: !common.no_verify,
     }
 }
 

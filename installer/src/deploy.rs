@@ -56,6 +56,9 @@ pub struct DeployOptions {
     pub kernels: Option<PathBuf>,
     pub wait: bool,
     pub dry_run: bool,
+    /// Read every data block of the image before it goes live (`deploy`)
+    /// or before the backup is put back (`rollback`); `--no-verify` clears it.
+    pub verify: bool,
 }
 
 /// The paths one env's deployment works on.
@@ -94,9 +97,17 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     let paths = Paths::new(site, opts)?;
     let image = crate::site::absolute(image)?;
     // Read it before touching anything: a bad image changes nothing.
-    EnvImage::open(&image)?.bin_entries(&site.bin_in_image(&opts.env), &opts.env)?;
+    let source = EnvImage::open(&image)?;
+    source.bin_entries(&site.bin_in_image(&opts.env), &opts.env)?;
     farm::check_launcher_source(site, opts.launcher.as_deref())?;
+    if !opts.verify {
+        warn_no_verify(&image, ui);
+    }
     if opts.dry_run {
+        if opts.verify {
+            // Read-only, and it tells whether the deploy would be refused.
+            verify_image(&source, &image, ui)?;
+        }
         ui.info(format!(
             "would copy {} to a temporary name in {} and sync it",
             image.display(),
@@ -119,7 +130,13 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
     remove_if_present(&paths.prev)?;
     remove_if_present(&paths.journal)?;
 
+    drop(source);
     if same_contents(&image, &paths.live).map_err(|e| InstallError::io(&paths.live, e))? {
+        if opts.verify {
+            // Live already, maybe put there with --no-verify: say so if it
+            // is damaged (nothing to change: it is the live image).
+            verify_image(&EnvImage::open(&paths.live)?, &image, ui)?;
+        }
         // As a fresh copy would be: readable by every user.
         fs::set_permissions(&paths.live, fs::Permissions::from_mode(0o644))
             .map_err(|e| InstallError::io(&paths.live, e))?;
@@ -133,8 +150,11 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
         // IMAGE may have changed while this run waited for the lock: what
         // goes live is the copy, so the copy is what must be an image of
         // this env (the check above only fails early).
-        EnvImage::open(temp.path())
-            .and_then(|copy| copy.bin_entries(&site.bin_in_image(&opts.env), &opts.env))
+        let copy = EnvImage::open(temp.path())
+            .and_then(|copy| {
+                copy.bin_entries(&site.bin_in_image(&opts.env), &opts.env)?;
+                Ok(copy)
+            })
             .map_err(|e| match e {
                 InstallError::Image { reason, .. } => InstallError::Image {
                     path: image.clone(),
@@ -147,6 +167,13 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
                 },
                 other => other,
             })?;
+        // What goes live is the copy: every block of it is read (the copy
+        // is still in the page cache). A damaged image is refused here,
+        // its copy removed, nothing live touched.
+        if opts.verify {
+            verify_image(&copy, &image, ui)?;
+        }
+        drop(copy);
         fault::after("copy");
         temp.as_file()
             .sync_all()
@@ -173,11 +200,17 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
     check_env(site, &opts.env)?;
     let paths = Paths::new(site, opts)?;
     farm::check_launcher_source(site, None)?;
+    if !opts.verify {
+        warn_no_verify(&paths.backup, ui);
+    }
     if opts.dry_run {
         if journal_done(&paths)? {
             ui.info(format!("would finish the interrupted rollback of {}", opts.env));
         } else {
-            require_backup(site, &paths, &opts.env)?;
+            let backup = require_backup(site, &paths, &opts.env)?;
+            if opts.verify {
+                verify_image(&backup.2, &paths.backup, ui)?;
+            }
             ui.info(format!(
                 "would rename {} to {}, keeping the live image as the backup",
                 paths.backup.display(),
@@ -196,7 +229,11 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
             sync_dir(&paths.backup_dir)?;
         }
     } else {
-        let (dev, ino) = require_backup(site, &paths, &opts.env)?;
+        let (dev, ino, backup) = require_backup(site, &paths, &opts.env)?;
+        if opts.verify {
+            verify_image(&backup, &paths.backup, ui)?;
+        }
+        drop(backup);
         install_file(&paths.journal, format!("{dev} {ino}\n").as_bytes(), 0o644)?;
         sync_dir(&paths.backup_dir)?;
         fault::after("journal");
@@ -335,7 +372,7 @@ fn journal_done(paths: &Paths) -> Result<bool> {
 }
 
 /// The backup image, checked like a new image; its device and inode.
-fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64)> {
+fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64, EnvImage)> {
     let meta = fs::metadata(&paths.backup).map_err(|e| InstallError::Image {
         path: paths.backup.clone(),
         reason: format!("no backup to roll back to: {}", io_reason(&e)),
@@ -346,8 +383,38 @@ fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64)> {
             reason: "is the live image itself (an interrupted deploy?); nothing to roll back to".into(),
         });
     }
-    EnvImage::open(&paths.backup)?.bin_entries(&site.bin_in_image(env), env)?;
-    Ok((meta.dev(), meta.ino()))
+    let image = EnvImage::open(&paths.backup)?;
+    image.bin_entries(&site.bin_in_image(env), env)?;
+    Ok((meta.dev(), meta.ino(), image))
+}
+
+/// Read every data block of `image` (`verify`), with a progress bar on a
+/// terminal; errors name `shown` (what the user gave, not a temporary copy).
+fn verify_image(image: &EnvImage, shown: &Path, ui: &Ui) -> Result<()> {
+    let name = shown
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let bar = ui.progress_bytes(0, &format!("verifying {name}"));
+    let result = crate::verify::verify(image, &bar);
+    bar.finish_and_clear();
+    match result {
+        Ok(verified) => {
+            ui.info(format!("verified {}: {}", shown.display(), verified.describe()));
+            Ok(())
+        }
+        Err(InstallError::Image { reason, .. }) => Err(InstallError::Image {
+            path: shown.to_path_buf(),
+            reason,
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+fn warn_no_verify(image: &Path, ui: &Ui) {
+    ui.warn(format!(
+        "--no-verify: the data blocks of {} are not read before it goes live; a damaged image would only fail when used",
+        image.display()
+    ));
 }
 
 /// `<backup>/<env>.sqsh` becomes a hard link of the live image: linked at
@@ -395,7 +462,7 @@ fn copy_to_temp(image: &Path, envs: &Path, env: &str, ui: &Ui) -> Result<tempfil
         .prefix(&format!(".{env}.sqsh.new-"))
         .tempfile_in(envs)
         .map_err(|e| InstallError::io(envs, e))?;
-    let bar = ui.progress(len, &format!("copying {env}.sqsh"));
+    let bar = ui.progress_bytes(len, &format!("copying {env}.sqsh"));
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = source.read(&mut buf).map_err(|e| InstallError::io(image, e))?;

@@ -58,6 +58,11 @@ impl EnvImage {
         &self.path
     }
 
+    /// The parsed image, for reading its data blocks (`verify`).
+    pub(crate) fn reader(&self) -> &FilesystemReader<'static> {
+        &self.fs
+    }
+
     /// The kind of the node at absolute path `inner`, if there is one.
     pub fn kind_of(&self, inner: &Path) -> Option<EntryKind> {
         self.fs

@@ -6,7 +6,7 @@
 //! One concern per module: `image` reads images, `activation` reads the
 //! activation variables out of them, `tree` models directory trees, `swap`
 //! replaces live files and trees atomically, `lock` serialises runs,
-//! `fault` is the crash-test hook, `modulefile` writes modulefiles, and
+//! `verify` reads every data block of an image, `fault` is the crash-test hook, `modulefile` writes modulefiles, and
 //! `farm`/`check`/`status`/`demo`/`pack`/`deploy` (with rollback)/`alias`
 //! are the subcommands; `cli` turns the command line into calls of them.
 
@@ -41,5 +41,6 @@ pub mod swap;
 pub mod tree;
 pub mod trust;
 pub mod ui;
+pub mod verify;
 
 pub use error::{InstallError, Result};

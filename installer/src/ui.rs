@@ -44,4 +44,20 @@ impl Ui {
         bar.set_message(what.to_string());
         bar
     }
+
+    /// A progress bar over `len` bytes (copying, verifying an image), with
+    /// sizes and rate; hidden unless stderr is a terminal.
+    pub fn progress_bytes(&self, len: u64, what: &str) -> ProgressBar {
+        if !self.shows_progress() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        bar
+    }
 }
