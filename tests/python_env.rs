@@ -317,7 +317,6 @@ fn e21_venv_on_top_of_the_env_has_its_own_prefix_and_packages() {
 /// falls back to its compiled-in prefix (`/usr` for this Debian one; a
 /// conda Python's is the env's). Waits on the farm (docs/python.md, "venvs").
 #[test]
-#[ignore = "waits on <env>.d/lib -> <prefix>/<env>/lib in the scripts tree (issue 11, docs/python.md)"]
 fn e21_venv_on_top_of_the_env_sees_the_envs_packages() {
     let Some(bed) = Bed::for_test("e21_venv_on_top_of_the_env_sees_the_envs_packages") else {
         return;

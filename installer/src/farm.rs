@@ -17,7 +17,7 @@ use launcher::config::{is_interpreter_name, ENV_FILE_NAME, INSIDE_DIR_NAME, LEGA
 use crate::activation::{self, Activation};
 use crate::error::{InstallError, Result};
 use crate::image::{EntryKind, EnvImage};
-use crate::lock::{self, ScriptsLock};
+use crate::lock::{self, Need, RunLock};
 use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, Live, Retired, Swapper};
 use crate::tree::{Diff, Node, Tree};
@@ -36,6 +36,9 @@ pub struct FarmOptions {
     /// installer's own executable.
     pub launcher_source: Option<PathBuf>,
     pub grace: Duration,
+    /// The modules directory (`--modules`; else `modules_dir` of the
+    /// config): locked too, as every run that changes it locks it.
+    pub modules: Option<PathBuf>,
 }
 
 impl Default for FarmOptions {
@@ -45,6 +48,7 @@ impl Default for FarmOptions {
             wait: true,
             launcher_source: None,
             grace: DEFAULT_GRACE,
+            modules: None,
         }
     }
 }
@@ -122,6 +126,11 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
     let inside = Path::new(INSIDE_DIR_NAME);
     if !interpreters.is_empty() {
         tree.insert(inside, Node::dir());
+        // `<env>.d/lib -> <prefix>/<env>/lib` (dangling on the host, like
+        // `<envs>/<env>`): a venv made with the scripts python3 has
+        // `home = <env>.d/bin`, and CPython looks for the base's `lib/` next
+        // to it without following links (docs/python.md).
+        tree.insert("lib", Node::link(site.config.container.prefix.join(env).join("lib")));
     }
     let names = from_image
         .iter()
@@ -227,15 +236,14 @@ pub fn run(site: &Site, envs: Option<&[String]>, opts: &FarmOptions, ui: &Ui) ->
     build(site, envs, opts, ui, None)
 }
 
-/// `run`, for a caller that already holds the lock of the scripts tree
-/// (`deploy`, `rollback`): a second `flock` of the same file would wait
-/// for ever.
+/// `run`, for a caller that already holds the locks (`deploy`,
+/// `rollback`): a second `flock` of the same file would wait for ever.
 pub fn run_locked(
     site: &Site,
     envs: &[String],
     opts: &FarmOptions,
     ui: &Ui,
-    held: &ScriptsLock,
+    held: &RunLock,
 ) -> Result<Vec<(String, Outcome)>> {
     build(site, Some(envs), opts, ui, Some(held))
 }
@@ -245,7 +253,7 @@ fn build(
     envs: Option<&[String]>,
     opts: &FarmOptions,
     ui: &Ui,
-    held: Option<&ScriptsLock>,
+    held: Option<&RunLock>,
 ) -> Result<Vec<(String, Outcome)>> {
     for env in envs.unwrap_or_default() {
         check_env_name(env)?;
@@ -258,12 +266,11 @@ fn build(
     // Before anything else: relative config paths may lead through it.
     ensure_scripts_dir(&site.scripts)?;
     // The lock before the images: a run that waited for a deploy must see
-    // the image that deploy put live.
+    // the image that deploy put live. `<envs>`, its backup directory and
+    // the modules directory too, where other scripts trees may work.
     let _lock = match held {
         Some(_) => None,
-        None => Some(lock::acquire(&site.scripts, opts.wait, |msg| {
-            crate::output::err_line(&format!("installer: {msg}"))
-        })?),
+        None => Some(lock_for_farm(site, opts)?),
     };
     // What a run killed part-way left: only this run can be writing here.
     for path in swap::leftovers(&site.scripts) {
@@ -311,6 +318,20 @@ fn build(
         retired.remove()?;
     }
     Ok(outcomes)
+}
+
+/// The locks of a farm: `<scripts>`, and, if this run can write them (it
+/// only reads images there, and removes what killed runs left),
+/// `<envs>`, `<envs>/.backup` and the modules directory.
+fn lock_for_farm(site: &Site, opts: &FarmOptions) -> Result<RunLock> {
+    let mut also = Vec::new();
+    if let Ok(envs) = site.envs_dir() {
+        also.push((envs.join(crate::deploy::BACKUP_DIR_NAME), Need::IfWritable));
+    }
+    if let Some(dir) = crate::modulefile::dir(site, opts.modules.as_deref()) {
+        also.push((dir, Need::IfWritable));
+    }
+    lock::acquire_site(site, Need::IfWritable, &also, opts.wait)
 }
 
 /// The desired tree of each of `envs` (`None`: every env with an image),
