@@ -553,3 +553,50 @@ fn m6_unreadable_image_on_one_node_and_scancel() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// M4 as users would run it, with OpenMPI's automatic `--prefix` (which the
+/// launcher's absolute `argv[0]` turns on): the remote command is then one
+/// shell line, `PATH=…:$PATH ; export PATH ; … orted …`, and the L16
+/// rewrite puts the launcher in front of it as if it were a command name.
+#[test]
+#[ignore = "launcher: L16 cannot carry OpenMPI's prefixed shell line (issue 12 report); M4 uses --noprefix"]
+fn m4_pbs_tmrsh_with_openmpis_automatic_prefix() {
+    let Some(cluster) = Cluster::start("m4_pbs_tmrsh_with_openmpis_automatic_prefix") else {
+        return;
+    };
+    let pbs_tmrsh = cluster.mpi_link("pbs_tmrsh");
+    let out = mpirun(&cluster, &[], &[("OMPI_MCA_plm_rsh_agent", &pbs_tmrsh)]);
+    out.assert_success();
+    assert_ranks_everywhere_inside(&out, &cluster);
+}
+
+/// L8 from inside the container, as `mpirun` calls its rsh agent: the env's
+/// `ssh` link must run the host's ssh even when the env ships an `ssh` of
+/// its own (conda's openssh), which inside comes first on `PATH`.
+#[test]
+#[ignore = "launcher: L8 inside runs the env's own ssh when it has one (issue 12 report)"]
+fn l8_ssh_from_inside_is_the_hosts_even_when_the_env_ships_one() {
+    let test = "l8_ssh_from_inside_is_the_hosts_even_when_the_env_ships_one";
+    let Some(bed) = support::bed::Bed::for_test(test) else {
+        return;
+    };
+    bed.add_env(&support::mpi_env::mpi_env().expect("MPI env"))
+        .expect("add the MPI env");
+    // An image on top of the env's with `bin/ssh`: as if the env had it.
+    let overlay = bed.work.join("env-ssh.sqsh");
+    support::images::squashfs_with(
+        &[(
+            &format!("opt/conda/{MPI_ENV}/bin/ssh"),
+            "#!/bin/sh\necho \"the env's own ssh\"\n",
+        )],
+        &overlay,
+    )
+    .expect("overlay with an ssh");
+    let ssh = bed.link(MPI_ENV, "ssh");
+    let out = support::run::run(
+        bed.command(bed.link(MPI_ENV, "launcher"))
+            .env("CONTAINER_OVERLAY_PATH", &overlay)
+            .args(["sh", "-c", &format!("{} n2 true", ssh.display())]),
+    );
+    assert_eq!(out.stdout_text().trim(), "host-ssh inside: n2 true", "{out:#?}");
+}
