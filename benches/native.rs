@@ -188,12 +188,23 @@ fn census(v: &Variant, dir: &Path) -> Vec<(String, usize)> {
     list
 }
 
+/// The release launcher beside this benchmark, whatever the host triple and
+/// `CARGO_TARGET_DIR`: a bench runs from `<target>/<triple>/release/deps/`,
+/// and `cargo build --release -p launcher` puts the launcher in
+/// `<target>/<triple>/release/`.
+fn release_launcher() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("a bench binary lives in <profile>/deps/")
+        .join("launcher")
+}
+
 fn main() {
     if unsafe { libc::geteuid() } != 0 {
         fail("run as root (kernel squashfs mounts)");
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let launcher = root.join("target/x86_64-unknown-linux-gnu/release/launcher");
+    let launcher = release_launcher();
     if !launcher.exists() {
         fail(&format!(
             "{} not found: run `cargo build --release -p launcher` first",

@@ -635,11 +635,24 @@ fn missing_interpreter_is_named_not_command_not_found_l18() {
     );
 }
 
+/// The release launcher of this build: a test runs from
+/// `<target>/<triple>/<profile>/deps/`, and `cargo build --release -p
+/// launcher` puts it in `<target>/<triple>/release/`, whatever the host
+/// triple and `CARGO_TARGET_DIR` (issue 10: no triple spelled anywhere).
+fn release_launcher() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let triple_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("a test binary lives in <triple>/<profile>/deps/");
+    triple_dir.join("release/launcher")
+}
+
 /// L23: the release binary is static. CI builds it before the tests run.
 #[test]
 fn release_binary_is_static_l23() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let binary = root.join("target/x86_64-unknown-linux-gnu/release/launcher");
+    let binary = release_launcher();
     if !binary.exists() {
         if std::env::var_os("LAUNCHER_E2E_REQUIRED").is_some() {
             panic!("{} missing: CI must build the release binary first", binary.display());
