@@ -88,9 +88,14 @@ pub fn run(site: &Site, opts: &AliasOptions, ui: &Ui) -> Result<()> {
         return Ok(());
     }
     crate::farm::ensure_scripts_dir(&site.scripts)?;
-    let _lock = lock::acquire(&site.scripts, opts.wait, |msg| {
-        crate::output::err_line(&format!("installer: {msg}"))
-    })?;
+    // `<envs>/NAME` and `.modulerc` change too: their directories are
+    // locked as well (other scripts trees may share them).
+    let mut also = Vec::new();
+    if let Some(dir) = &modules_dir {
+        swap::create_dirs(dir).map_err(|e| InstallError::io(dir, e))?;
+        also.push((dir.clone(), lock::Need::Required));
+    }
+    let _lock = lock::acquire_site(site, lock::Need::Required, &also, opts.wait)?;
     let mut changed = false;
     match &links {
         Some((tree, env)) => {

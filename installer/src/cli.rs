@@ -286,6 +286,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 dry_run: args.dry_run,
                 wait: !args.no_wait,
                 launcher_source: args.launcher,
+                modules: cli.site.modules.clone(),
                 ..FarmOptions::default()
             };
             farm::run(&site, (!args.all).then_some(args.envs.as_slice()), &opts, ui)?;
@@ -408,7 +409,13 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
                 None
             } else {
                 crate::farm::ensure_scripts_dir(&site.scripts)?;
-                Some(crate::lock::acquire(&site.scripts, !args.no_wait, |msg| {
+                // The modules directory may be shared with other trees.
+                crate::swap::create_dirs(&dir).map_err(|e| InstallError::io(&dir, e))?;
+                let dirs = [
+                    (site.scripts.clone(), crate::lock::Need::Required),
+                    (dir.clone(), crate::lock::Need::Required),
+                ];
+                Some(crate::lock::acquire_all(&dirs, !args.no_wait, |msg| {
                     crate::output::err_line(&format!("installer: {msg}"))
                 })?)
             };

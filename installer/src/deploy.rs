@@ -29,7 +29,7 @@ use crate::error::{io_reason, InstallError, Result};
 use crate::farm::{self, FarmOptions};
 use crate::fault;
 use crate::image::EnvImage;
-use crate::lock::{self, ScriptsLock};
+use crate::lock::{self, Need, RunLock};
 use crate::modulefile;
 use crate::site::{check_env_name, Site};
 use crate::swap::{self, install_file, sync_dir, Live};
@@ -281,24 +281,28 @@ fn check_env(site: &Site, env: &str) -> Result<()> {
     Ok(())
 }
 
-/// Directories exist, scripts writable, lock taken.
-fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<ScriptsLock> {
+/// Directories exist, scripts writable, locks taken: `<scripts>`,
+/// `<envs>`, the backup directory and the modules directory (other scripts
+/// trees may share any of them).
+fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<RunLock> {
     farm::ensure_scripts_dir(&site.scripts)?;
-    for dir in [&paths.envs, &paths.backup_dir] {
+    let modules = modulefile::dir(site, opts.modules.as_deref());
+    for dir in [&paths.envs, &paths.backup_dir].into_iter().chain(modules.as_ref()) {
         swap::create_dirs(dir).map_err(|e| InstallError::io(dir, e))?;
     }
-    lock::acquire(&site.scripts, opts.wait, |msg| {
-        crate::output::err_line(&format!("installer: {msg}"))
-    })
+    let mut also = vec![(paths.backup_dir.clone(), Need::Required)];
+    also.extend(modules.map(|dir| (dir, Need::Required)));
+    lock::acquire_site(site, Need::Required, &also, opts.wait)
 }
 
 /// The `<envs>/<env>` link, the farm and the modulefile: all idempotent.
-fn finish(site: &Site, paths: &Paths, opts: &DeployOptions, ui: &Ui, lock: &ScriptsLock) -> Result<()> {
+fn finish(site: &Site, paths: &Paths, opts: &DeployOptions, ui: &Ui, lock: &RunLock) -> Result<()> {
     ensure_env_link(site, &paths.envs, &opts.env, ui)?;
     fault::after("link");
     let farm_opts = FarmOptions {
         launcher_source: opts.launcher.clone(),
         wait: opts.wait,
+        modules: opts.modules.clone(),
         ..FarmOptions::default()
     };
     farm::run_locked(site, std::slice::from_ref(&opts.env), &farm_opts, ui, lock)?;

@@ -1,13 +1,28 @@
-//! Serialising installer runs on one scripts tree (I4): an exclusive
-//! `flock` on `<scripts>/.installer.lock`.
+//! Serialising installer runs (I4): an exclusive `flock` on
+//! `.installer.lock` in every directory a run changes.
 //!
-//! The holder writes who it is into the file, so that a second run can say
-//! what it is waiting for. The kernel drops the lock when the holder exits,
-//! however it exits, so a stale lock file never blocks anyone.
+//! The scripts tree is not the only shared place: several scripts trees
+//! (a test tree and the production one, two sites' trees) may share one
+//! envs dir, one backup dir or one modules dir, and a run of one would
+//! remove the other's temporary copy or lose a backup generation (issue 10
+//! item 8). So a run locks each of them: `<scripts>`, `<envs>`, the backup
+//! directory and the modules directory, as far as it writes there.
+//!
+//! **Order.** Locks are taken one directory after the other in the order
+//! of their canonical paths (byte order), each directory once however it is
+//! named (same device and inode). Every run agrees on that order whatever
+//! role a directory plays in its own site (one tree's envs dir may be
+//! another's modules dir), so no two runs can each hold a lock the other
+//! waits for: no deadlock.
+//!
+//! The holder writes who it is into each file, so that a second run can
+//! say what it is waiting for. The kernel drops the locks when the holder
+//! exits, however it exits, so a stale lock file never blocks anyone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -15,20 +30,131 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{io_reason, InstallError, Result};
+use crate::site::Site;
 
-/// File name of the lock inside `<scripts>`.
+/// File name of the lock inside `<scripts>` (and every other directory
+/// a run changes).
 pub const LOCK_FILE_NAME: &str = ".installer.lock";
 
-/// Held until dropped.
+/// The lock of one directory, held until dropped.
 pub struct ScriptsLock {
     _lock: Flock<File>,
     pub path: PathBuf,
 }
 
+/// How a run needs the lock of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Only when the directory exists and the lock file can be created
+    /// there: the run only reads the directory, or only removes what killed
+    /// runs left in it (`farm` in `<envs>`, the backup and modules dirs).
+    /// A directory this run cannot write is one it leaves alone.
+    IfWritable,
+    /// The run writes there: failing to lock is an error.
+    Required,
+}
+
+/// Every lock one run holds (`acquire_all`), until dropped.
+pub struct RunLock {
+    held: Vec<ScriptsLock>,
+}
+
+impl RunLock {
+    /// The directories locked, in the order they were locked.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.held
+            .iter()
+            .filter_map(|l| l.path.parent().map(Path::to_path_buf))
+            .collect()
+    }
+
+    /// Whether `dir` is one of the locked directories (by device and inode).
+    pub fn covers(&self, dir: &Path) -> bool {
+        let Ok(want) = std::fs::metadata(dir) else { return false };
+        self.dirs()
+            .iter()
+            .filter_map(|d| std::fs::metadata(d).ok())
+            .any(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    }
+}
+
+/// Lock every directory of `dirs` (see the module doc for the order);
+/// `wait` and `on_wait` as for `acquire`. A `Required` directory must exist.
+pub fn acquire_all(dirs: &[(PathBuf, Need)], wait: bool, on_wait: impl Fn(&str)) -> Result<RunLock> {
+    // One entry per directory (device, inode), with the strongest need.
+    let mut unique: Vec<(PathBuf, (u64, u64), Need)> = Vec::new();
+    for (dir, need) in dirs {
+        let meta = match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => meta,
+            Ok(_) if *need == Need::IfWritable => continue,
+            Ok(_) => {
+                return Err(InstallError::Io {
+                    path: dir.clone(),
+                    reason: "not a directory".into(),
+                })
+            }
+            Err(_) if *need == Need::IfWritable => continue,
+            Err(e) => return Err(InstallError::io(dir, e)),
+        };
+        let id = (meta.dev(), meta.ino());
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        match unique.iter_mut().find(|(_, other, _)| *other == id) {
+            Some(entry) => entry.2 = entry.2.max(*need),
+            None => unique.push((canonical, id, *need)),
+        }
+    }
+    unique.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+    let mut held = Vec::new();
+    for (dir, _, need) in unique {
+        match lock_dir(&dir, wait, &on_wait) {
+            Ok(lock) => held.push(lock),
+            Err(Unlocked::CannotCreate(_)) if need == Need::IfWritable => {}
+            Err(Unlocked::CannotCreate(e)) => {
+                return Err(InstallError::Io {
+                    path: dir.clone(),
+                    reason: format!("cannot create lock file {LOCK_FILE_NAME}: {}", io_reason(&e)),
+                })
+            }
+            Err(Unlocked::Failed(e)) => return Err(e),
+        }
+    }
+    Ok(RunLock { held })
+}
+
+/// The usual lock set of a run on `site`: `<scripts>` (required), `<envs>`
+/// (`envs`), and each of `also`. Waiting is reported on stderr.
+pub fn acquire_site(site: &Site, envs: Need, also: &[(PathBuf, Need)], wait: bool) -> Result<RunLock> {
+    let mut dirs = vec![(site.scripts.clone(), Need::Required)];
+    if let Ok(dir) = site.envs_dir() {
+        dirs.push((dir.to_path_buf(), envs));
+    }
+    dirs.extend(also.iter().cloned());
+    acquire_all(&dirs, wait, |msg| crate::output::err_line(&format!("installer: {msg}")))
+}
+
+enum Unlocked {
+    /// The lock file could not be opened (a directory this run cannot write).
+    CannotCreate(std::io::Error),
+    Failed(InstallError),
+}
+
+fn lock_dir(dir: &Path, wait: bool, on_wait: &dyn Fn(&str)) -> std::result::Result<ScriptsLock, Unlocked> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(Unlocked::CannotCreate)?;
+    take(file, path, wait, on_wait).map_err(Unlocked::Failed)
+}
+
 /// Take the lock of the scripts tree at `scripts`. When another run holds
 /// it: fail with `LockHeld` if `wait` is false, else say who holds it (via
 /// `on_wait`) and block until it is free.
-pub fn acquire(scripts: &Path, wait: bool, on_wait: impl FnOnce(&str)) -> Result<ScriptsLock> {
+pub fn acquire(scripts: &Path, wait: bool, on_wait: impl Fn(&str)) -> Result<ScriptsLock> {
     let path = scripts.join(LOCK_FILE_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -41,6 +167,11 @@ pub fn acquire(scripts: &Path, wait: bool, on_wait: impl FnOnce(&str)) -> Result
             path: scripts.to_path_buf(),
             reason: format!("cannot create lock file {}: {}", LOCK_FILE_NAME, io_reason(&e)),
         })?;
+    take(file, path, wait, &on_wait)
+}
+
+/// `flock` the opened lock file `path`, waiting (and saying so) or not.
+fn take(file: File, path: PathBuf, wait: bool, on_wait: &dyn Fn(&str)) -> Result<ScriptsLock> {
     let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((mut file, Errno::EWOULDBLOCK)) => {
@@ -117,5 +248,37 @@ mod tests {
         );
         drop(first);
         acquire(dir.path(), false, |_| panic!("must not wait")).unwrap();
+    }
+
+    #[test]
+    fn every_directory_is_locked_once_in_path_order() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("b-scripts"), root.path().join("a-envs"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::os::unix::fs::symlink(&a, root.path().join("alias")).unwrap();
+        let dirs = [
+            (a.clone(), Need::IfWritable),
+            (b.clone(), Need::Required),
+            // The same directory by another name: locked once, required.
+            (root.path().join("alias"), Need::Required),
+            (root.path().join("missing"), Need::IfWritable),
+        ];
+        // Without the deduplication the second flock of one file would
+        // fail (no waiting here).
+        let held = acquire_all(&dirs, false, |_| panic!("must not wait")).unwrap();
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap();
+        assert_eq!(held.dirs(), vec![real(&b), real(&a)]);
+        assert!(held.covers(&root.path().join("alias")) && !held.covers(root.path()));
+        // Another run wanting any of them is refused (or would wait).
+        let err = match acquire_all(&[(b.clone(), Need::IfWritable)], false, |_| {}) {
+            Err(e) => e,
+            Ok(_) => panic!("lock taken twice"),
+        };
+        assert_eq!(err.exit_code(), crate::error::EXIT_LOCK_HELD);
+        // A required directory that does not exist is an error.
+        assert!(acquire_all(&[(root.path().join("missing"), Need::Required)], false, |_| {}).is_err());
+        drop(held);
+        acquire_all(&dirs, false, |_| panic!("must not wait")).unwrap();
     }
 }

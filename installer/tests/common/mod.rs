@@ -285,7 +285,7 @@ impl Fixture {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
             for e in entries {
                 let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') && name != ".backup" {
+                if name.starts_with('.') && name != ".backup" && name != installer::lock::LOCK_FILE_NAME {
                     found.push(format!("{}/{name}", dir.display()));
                 }
             }
