@@ -136,6 +136,10 @@ pub struct DeployArgs {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub common: DeployCommon,
+    /// Put back generation ID (as `installer status` lists them) instead of
+    /// the most recent backup.
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +161,11 @@ pub struct DeployCommon {
     /// (a warning says so).
     #[arg(long)]
     pub no_verify: bool,
+    /// Keep N backup generations (each a hard link <backup>/<env>@ID.sqsh,
+    /// ID the time it went live), removing older ones. Default: the most
+    /// recent backup only (plus any generations kept before).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -393,7 +402,11 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<i32, InstallError> {
         }
         Command::Rollback(args) => {
             let site = load(&cli.site)?;
-            deploy::rollback(&site, &deploy_options(&cli.site, &args.common, None), ui)?;
+            let opts = DeployOptions {
+                rollback_to: args.to.clone(),
+                ..deploy_options(&cli.site, &args.common, None)
+            };
+            deploy::rollback(&site, &opts, ui)?;
             Ok(0)
         }
         Command::Module(args) => {
@@ -458,6 +471,8 @@ pub(crate) fn deploy_options(site: &SiteArgs, common: &DeployCommon, launcher: O
         wait: !common.no_wait,
         dry_run: common.dry_run,
         verify: !common.no_verify,
+        keep: common.keep.map(|n| n as usize),
+        rollback_to: None,
     }
 }
 

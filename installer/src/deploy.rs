@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{io_reason, InstallError, Result};
 use crate::farm::{self, FarmOptions};
 use crate::fault;
+use crate::generations;
 use crate::image::EnvImage;
 use crate::lock::{self, Need, RunLock};
 use crate::modulefile;
@@ -39,7 +40,9 @@ use crate::ui::Ui;
 pub const BACKUP_DIR_NAME: &str = ".backup";
 
 /// The named steps of `deploy`, in order (fault injection: `after:<step>`).
-pub const DEPLOY_STEPS: [&str; 7] = ["copy", "sync", "backup", "swap", "link", "farm", "module"];
+pub const DEPLOY_STEPS: [&str; 9] = [
+    "copy", "sync", "keep", "backup", "swap", "link", "farm", "module", "prune",
+];
 /// The named steps of `rollback`, in order.
 pub const ROLLBACK_STEPS: [&str; 7] = ["journal", "stage", "swap", "backup", "link", "farm", "module"];
 
@@ -59,6 +62,13 @@ pub struct DeployOptions {
     /// Read every data block of the image before it goes live (`deploy`)
     /// or before the backup is put back (`rollback`); `--no-verify` clears it.
     pub verify: bool,
+    /// `--keep N`: keep N backup generations (`generations`), pruning older
+    /// ones. `None`: the backup is replaced as always, except that an env
+    /// that already has kept generations keeps the outgoing backup too.
+    pub keep: Option<usize>,
+    /// `rollback --to ID`: the generation to put back (default: the most
+    /// recent backup).
+    pub rollback_to: Option<String>,
 }
 
 /// The paths one env's deployment works on.
@@ -124,7 +134,7 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
         return Ok(());
     }
     let lock = prepare(site, &paths, opts)?;
-    remove_stale(&paths, &opts.env)?;
+    remove_stale(site, &paths, opts, &lock, ui)?;
     // A rollback interrupted before is superseded by this deploy: the image
     // it kept aside goes (the live one becomes the backup), then its journal.
     remove_if_present(&paths.prev)?;
@@ -180,6 +190,18 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
             .map_err(|e| InstallError::io(temp.path(), e))?;
         sync_dir(&paths.envs)?;
         fault::after("sync");
+        // The backup about to be replaced keeps a name of its own when
+        // generations are kept (`deploy --keep N`, N > 1).
+        let ring = match opts.keep {
+            Some(n) => n > 1,
+            None => !generations::list(&paths.live, &paths.backup_dir, &opts.env)
+                .iter()
+                .all(|g| g.live || g.latest_backup),
+        };
+        if ring && paths.live.exists() && !same_inode(&paths.live, &paths.backup) {
+            generations::preserve(&paths.backup_dir, &opts.env, &paths.backup)?;
+        }
+        fault::after("keep");
         if paths.live.exists() {
             keep_as_backup(&paths, &opts.env)?;
             ui.info(format!("kept the previous image as {}", paths.backup.display()));
@@ -191,7 +213,23 @@ pub fn deploy(site: &Site, image: &Path, opts: &DeployOptions, ui: &Ui) -> Resul
         ui.info(format!("deployed {} as {}", image.display(), paths.live.display()));
     }
     fault::after("swap");
-    finish(site, &paths, opts, ui, &lock)
+    finish(site, &paths, opts, ui, &lock)?;
+    prune(&paths, opts, ui)?;
+    fault::after("prune");
+    Ok(())
+}
+
+/// `--keep N`: the older generations go.
+fn prune(paths: &Paths, opts: &DeployOptions, ui: &Ui) -> Result<()> {
+    if let Some(keep) = opts.keep {
+        for id in generations::prune(&paths.live, &paths.backup_dir, &opts.env, keep)? {
+            ui.info(format!(
+                "removed backup generation {id} of {} (--keep {keep})",
+                opts.env
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `installer rollback --env NAME`: the backup becomes live, the live
@@ -200,20 +238,25 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
     check_env(site, &opts.env)?;
     let paths = Paths::new(site, opts)?;
     farm::check_launcher_source(site, None)?;
+    // What goes back: the most recent backup, or generation --to ID.
+    let source = match &opts.rollback_to {
+        Some(id) if !journal_done(&paths)? => generations::find(&paths.live, &paths.backup_dir, &opts.env, id)?,
+        _ => paths.backup.clone(),
+    };
     if !opts.verify {
-        warn_no_verify(&paths.backup, ui);
+        warn_no_verify(&source, ui);
     }
     if opts.dry_run {
         if journal_done(&paths)? {
             ui.info(format!("would finish the interrupted rollback of {}", opts.env));
         } else {
-            let backup = require_backup(site, &paths, &opts.env)?;
+            let backup = require_backup(site, &paths, &source, &opts.env)?;
             if opts.verify {
-                verify_image(&backup.2, &paths.backup, ui)?;
+                verify_image(&backup.2, &source, ui)?;
             }
             ui.info(format!(
                 "would rename {} to {}, keeping the live image as the backup",
-                paths.backup.display(),
+                source.display(),
                 paths.live.display()
             ));
         }
@@ -221,17 +264,18 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
         return Ok(());
     }
     let lock = prepare(site, &paths, opts)?;
-    remove_stale(&paths, &opts.env)?;
+    remove_stale(site, &paths, opts, &lock, ui)?;
     if journal_done(&paths)? {
         ui.info(format!("{}: finishing an interrupted rollback", opts.env));
         if paths.prev.exists() {
+            generations::preserve(&paths.backup_dir, &opts.env, &paths.backup)?;
             rename(&paths.prev, &paths.backup)?;
             sync_dir(&paths.backup_dir)?;
         }
     } else {
-        let (dev, ino, backup) = require_backup(site, &paths, &opts.env)?;
+        let (dev, ino, backup) = require_backup(site, &paths, &source, &opts.env)?;
         if opts.verify {
-            verify_image(&backup, &paths.backup, ui)?;
+            verify_image(&backup, &source, ui)?;
         }
         drop(backup);
         install_file(&paths.journal, format!("{dev} {ino}\n").as_bytes(), 0o644)?;
@@ -244,12 +288,15 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
             sync_dir(&paths.backup_dir)?;
         }
         fault::after("stage");
-        rename(&paths.backup, &paths.live)?;
+        rename(&source, &paths.live)?;
         sync_dir(&paths.envs)?;
         sync_dir(&paths.backup_dir)?;
-        ui.info(format!("rolled {} back to {}", paths.live.display(), "the backup"));
+        ui.info(format!("rolled {} back to {}", paths.live.display(), source.display()));
         fault::after("swap");
         if had_live {
+            // The most recent backup, if it is still there (rollback --to an
+            // older generation), keeps a name of its own.
+            generations::preserve(&paths.backup_dir, &opts.env, &paths.backup)?;
             rename(&paths.prev, &paths.backup)?;
             sync_dir(&paths.backup_dir)?;
             ui.info(format!("kept the image rolled back from as {}", paths.backup.display()));
@@ -258,7 +305,8 @@ pub fn rollback(site: &Site, opts: &DeployOptions, ui: &Ui) -> Result<()> {
     fault::after("backup");
     finish(site, &paths, opts, ui, &lock)?;
     remove_if_present(&paths.journal)?;
-    sync_dir(&paths.backup_dir)
+    sync_dir(&paths.backup_dir)?;
+    prune(&paths, opts, ui)
 }
 
 fn check_env(site: &Site, env: &str) -> Result<()> {
@@ -298,6 +346,7 @@ fn prepare(site: &Site, paths: &Paths, opts: &DeployOptions) -> Result<RunLock> 
 /// The `<envs>/<env>` link, the farm and the modulefile: all idempotent.
 fn finish(site: &Site, paths: &Paths, opts: &DeployOptions, ui: &Ui, lock: &RunLock) -> Result<()> {
     ensure_env_link(site, &paths.envs, &opts.env, ui)?;
+    write_manifest_beside(site, paths, &opts.env)?;
     fault::after("link");
     let farm_opts = FarmOptions {
         launcher_source: opts.launcher.clone(),
@@ -316,6 +365,22 @@ fn finish(site: &Site, paths: &Paths, opts: &DeployOptions, ui: &Ui, lock: &RunL
     fault::after("module");
     if let Some(dir) = &opts.kernels {
         crate::kernels::write(site, dir, None, false, ui)?;
+    }
+    Ok(())
+}
+
+/// `<envs>/<env>.manifest.toml`: a copy of the provenance manifest inside
+/// the live image (`installer build`/`update`), or none for an image that
+/// has none. The image's own copy is the authority; this one is for people
+/// and tools without a squashfs reader.
+fn write_manifest_beside(site: &Site, paths: &Paths, env: &str) -> Result<()> {
+    let beside = paths.envs.join(format!("{env}.manifest.toml"));
+    let image = EnvImage::open(&paths.live)?;
+    match crate::manifest::Manifest::from_image(&image, &site.config.container.prefix.join(env))? {
+        Some(manifest) => {
+            install_file(&beside, manifest.render().as_bytes(), 0o644)?;
+        }
+        None => remove_if_present(&beside)?,
     }
     Ok(())
 }
@@ -345,19 +410,12 @@ fn dry_run_tail(site: &Site, opts: &DeployOptions, ui: &Ui) {
     }
 }
 
-/// Temporary copies left by a killed run of this env (we hold the lock, so
-/// no other run is writing them).
-fn remove_stale(paths: &Paths, env: &str) -> Result<()> {
-    let prefix = format!(".{env}.sqsh.new-");
-    for dir in [&paths.envs, &paths.backup_dir] {
-        let Ok(entries) = fs::read_dir(dir) else { continue };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                remove_if_present(&entry.path())?;
-            }
-        }
-    }
-    Ok(())
+/// Temporary files killed runs (of any env, any scripts tree) left in
+/// `<envs>`, the backup and the modules directory: this run holds their
+/// locks, so no other run is writing them (`leftovers`).
+fn remove_stale(site: &Site, paths: &Paths, opts: &DeployOptions, lock: &RunLock, ui: &Ui) -> Result<()> {
+    let dirs = crate::leftovers::shared_dirs(site, Some(&paths.backup_dir), opts.modules.as_deref());
+    crate::leftovers::clean(&dirs, lock, ui)
 }
 
 /// Whether the journal of an interrupted rollback says the backup it was
@@ -376,18 +434,18 @@ fn journal_done(paths: &Paths) -> Result<bool> {
 }
 
 /// The backup image, checked like a new image; its device and inode.
-fn require_backup(site: &Site, paths: &Paths, env: &str) -> Result<(u64, u64, EnvImage)> {
-    let meta = fs::metadata(&paths.backup).map_err(|e| InstallError::Image {
-        path: paths.backup.clone(),
+fn require_backup(site: &Site, paths: &Paths, source: &Path, env: &str) -> Result<(u64, u64, EnvImage)> {
+    let meta = fs::metadata(source).map_err(|e| InstallError::Image {
+        path: source.to_path_buf(),
         reason: format!("no backup to roll back to: {}", io_reason(&e)),
     })?;
-    if same_inode(&paths.backup, &paths.live) {
+    if same_inode(source, &paths.live) {
         return Err(InstallError::Image {
-            path: paths.backup.clone(),
+            path: source.to_path_buf(),
             reason: "is the live image itself (an interrupted deploy?); nothing to roll back to".into(),
         });
     }
-    let image = EnvImage::open(&paths.backup)?;
+    let image = EnvImage::open(source)?;
     image.bin_entries(&site.bin_in_image(env), env)?;
     Ok((meta.dev(), meta.ino(), image))
 }
@@ -433,6 +491,7 @@ fn keep_as_backup(paths: &Paths, env: &str) -> Result<()> {
     let temp = paths.backup_dir.join(format!(".{env}.sqsh.new-{}", std::process::id()));
     remove_if_present(&temp)?;
     fs::hard_link(&paths.live, &temp).map_err(|e| link_error(&temp, &paths.envs, e))?;
+    fault::after("temp:backup");
     rename(&temp, &paths.backup)?;
     sync_dir(&paths.backup_dir)
 }
@@ -463,7 +522,7 @@ fn copy_to_temp(image: &Path, envs: &Path, env: &str, ui: &Ui) -> Result<tempfil
     let mut source = fs::File::open(image).map_err(|e| InstallError::io(image, e))?;
     let len = source.metadata().map(|m| m.len()).unwrap_or(0);
     let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{env}.sqsh.new-"))
+        .prefix(&format!(".{env}.sqsh.deploy-"))
         .tempfile_in(envs)
         .map_err(|e| InstallError::io(envs, e))?;
     let bar = ui.progress_bytes(len, &format!("copying {env}.sqsh"));
@@ -555,6 +614,7 @@ pub fn replace_symlink(link: &Path, target: &Path) -> Result<()> {
     let temp = dir.join(format!(".{name}.link-{}", std::process::id()));
     remove_if_present(&temp)?;
     symlink(target, &temp).map_err(|e| InstallError::io(&temp, e))?;
+    fault::after("temp:link");
     if let Err(e) = fs::rename(&temp, link) {
         let _ = fs::remove_file(&temp);
         return Err(InstallError::io(link, e));

@@ -4,8 +4,9 @@
 //! it. `deploy --keep N` (N > 1) keeps older ones too, each as a hard link
 //! `<backup>/<env>@<ID>.sqsh`, where ID is the time the image went live
 //! (the modification time of the file `deploy` copied into place, kept by
-//! every later rename and link): `YYYYMMDD-HHMMSS`, UTC, with `-2`, `-3`
-//! appended when two images went live in the same second. An image keeps
+//! every later rename and link): `YYYYMMDD-HHMMSS-mmm`, UTC, to the
+//! millisecond, with `-2`, `-3` appended when two images have the same
+//! time (a file system that keeps whole seconds). An image keeps
 //! its ID for life, so `rollback --to ID` names the same image before and
 //! after other deploys and rollbacks; the most recent backup has an ID too
 //! (its time), `<env>.sqsh` is only its second name.
@@ -34,16 +35,25 @@ pub struct Generation {
     pub latest_backup: bool,
 }
 
-/// `YYYYMMDD-HHMMSS` of a modification time (UTC).
-pub fn id_from_mtime(secs: i64) -> String {
+/// `YYYYMMDD-HHMMSS-mmm` of a modification time (UTC, milliseconds).
+pub fn id_from_mtime(secs: i64, nanos: i64) -> String {
     let text = crate::manifest::rfc3339(secs.max(0) as u64);
     // 2026-12-02T06:50:00Z -> 20261202-065000
     let digits: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
-    format!("{}-{}", &digits[..8], &digits[8..14])
+    format!(
+        "{}-{}-{:03}",
+        &digits[..8],
+        &digits[8..14],
+        nanos.clamp(0, 999_999_999) / 1_000_000
+    )
+}
+
+fn mtime_id(meta: &fs::Metadata) -> String {
+    id_from_mtime(meta.mtime(), meta.mtime_nsec())
 }
 
 fn base_id(path: &Path) -> io::Result<String> {
-    Ok(id_from_mtime(fs::metadata(path)?.mtime()))
+    Ok(mtime_id(&fs::metadata(path)?))
 }
 
 /// `<backup>/<env>@<ID>.sqsh`.
@@ -94,7 +104,7 @@ pub fn list(live: &Path, backup_dir: &Path, env: &str) -> Vec<Generation> {
             }
             return;
         }
-        let id = id.unwrap_or_else(|| id_from_mtime(meta.mtime()));
+        let id = id.unwrap_or_else(|| mtime_id(&meta));
         all.push((
             Generation {
                 id,
@@ -216,7 +226,7 @@ mod tests {
 
     #[test]
     fn ids_are_times() {
-        assert_eq!(id_from_mtime(1_709_251_199), "20240229-235959");
+        assert_eq!(id_from_mtime(1_709_251_199, 123_456_789), "20240229-235959-123");
     }
 
     #[test]
@@ -239,22 +249,22 @@ mod tests {
         assert_eq!(
             ids,
             [
-                "19700101-000640",
-                "19700101-000550",
-                "19700101-000500",
-                "19700101-000320",
-                "19700101-000140"
+                "19700101-000640-000",
+                "19700101-000550-000",
+                "19700101-000500-000",
+                "19700101-000320-000",
+                "19700101-000140-000"
             ]
         );
         assert_eq!(
-            fs::read_to_string(find(&live, &backup, "e", "19700101-000320").unwrap()).unwrap(),
+            fs::read_to_string(find(&live, &backup, "e", "19700101-000320-000").unwrap()).unwrap(),
             "g2"
         );
         let err = find(&live, &backup, "e", "nope").unwrap_err();
-        assert!(err.to_string().contains("19700101-000640 (live)"), "{err}");
+        assert!(err.to_string().contains("19700101-000640-000 (live)"), "{err}");
         // Keep 2 backups: the latest and g3.
         let removed = prune(&live, &backup, "e", 2).unwrap();
-        assert_eq!(removed, ["19700101-000320", "19700101-000140"]);
+        assert_eq!(removed, ["19700101-000320-000", "19700101-000140-000"]);
         assert_eq!(list(&live, &backup, "e").len(), 3);
     }
 
@@ -267,7 +277,7 @@ mod tests {
         file_at(&b, 100, "b");
         preserve(dir.path(), "e", &a).unwrap();
         preserve(dir.path(), "e", &b).unwrap();
-        assert!(kept_path(dir.path(), "e", "19700101-000140").exists());
-        assert!(kept_path(dir.path(), "e", "19700101-000140-2").exists());
+        assert!(kept_path(dir.path(), "e", "19700101-000140-000").exists());
+        assert!(kept_path(dir.path(), "e", "19700101-000140-000-2").exists());
     }
 }

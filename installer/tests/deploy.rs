@@ -127,6 +127,27 @@ fn killed_after(mut command: std::process::Command, step: &str) {
     );
 }
 
+/// Every file a killed run left in `<envs>` and the backup directory is
+/// named by `check` (issue 10 item 9: a temporary file as a warning, an
+/// interrupted rollback's journal as a problem); returns their names.
+fn reported_leftovers(f: &Fixture, step: &str) -> Vec<String> {
+    let report = stdout(&f.installer().arg("check").output().unwrap());
+    let names: Vec<String> = f
+        .image_leftovers()
+        .iter()
+        .map(|p| Path::new(p).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        assert!(
+            report.lines().any(
+                |l| (l.starts_with("warning: ") || l.starts_with("problem: ")) && l.contains(&format!("/{name}: "))
+            ),
+            "step {step}: {name} is not reported by check:\n{report}"
+        );
+    }
+    names
+}
+
 #[test]
 fn i6_deploy_killed_after_every_step_leaves_old_or_new_and_recovers() {
     for step in DEPLOY_STEPS {
@@ -138,8 +159,24 @@ fn i6_deploy_killed_after_every_step_leaves_old_or_new_and_recovers() {
             live == a || live == b,
             "step {step}: the live image is neither the old nor the new one"
         );
-        // Re-running the same command finishes the job.
-        assert_success(&f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap());
+        let left = reported_leftovers(&f, step);
+        if step == "copy" || step == "sync" {
+            assert!(
+                left.iter().any(|n| n.contains(".sqsh.deploy-")),
+                "step {step}: {left:?}"
+            );
+        }
+        // Re-running the same command finishes the job, and first removes
+        // what the killed run left (saying so).
+        let out = f.deploy(&f.root().join("b.sqsh"), ENV).output().unwrap();
+        assert_success(&out);
+        for name in &left {
+            assert!(
+                stdout(&out).contains(&format!("/{name} (")) && stdout(&out).contains("left by an interrupted run"),
+                "step {step}: {name} not removed:\n{}",
+                stdout(&out)
+            );
+        }
         f.check_clean();
         assert_eq!(bytes(&f.live(ENV)), b, "step {step}");
         assert_eq!(
@@ -166,6 +203,7 @@ fn i6_rollback_killed_after_every_step_leaves_old_or_new_and_recovers() {
             live == a || live == b,
             "step {step}: the live image is neither the old nor the new one"
         );
+        reported_leftovers(&f, step);
         // `check` says what to do.
         let out = f.installer().arg("check").output().unwrap();
         assert_eq!(out.status.code(), Some(1), "step {step}: {}", stdout(&out));
@@ -282,4 +320,168 @@ fn i8_an_activation_value_with_a_control_character_is_not_captured() {
         facts.contains("not_captured = [\"etc/conda/activate.d/a.sh\"]") && !facts.contains("TABBED"),
         "{facts}"
     );
+}
+
+/// Four images of ENV: tools `common` and `only-<name>`.
+fn four(f: &Fixture) -> Vec<Vec<u8>> {
+    ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| bytes(&f.pack(ENV, &["common", &format!("only-{n}")], &[], &format!("{n}.sqsh"))))
+        .collect()
+}
+
+fn deploy_keep(f: &Fixture, file: &str, keep: &str) -> std::process::Command {
+    let mut c = f.deploy(&f.root().join(file), ENV);
+    c.args(["--keep", keep]);
+    c
+}
+
+/// The generations of ENV: (id, bytes, live, latest backup), newest first.
+fn generations(f: &Fixture) -> Vec<(String, Vec<u8>, bool, bool)> {
+    installer::generations::list(&f.live(ENV), &f.envs.join(".backup"), ENV)
+        .into_iter()
+        .map(|g| (g.id, bytes(&g.path), g.live, g.latest_backup))
+        .collect()
+}
+
+fn id_of(f: &Fixture, image: &[u8]) -> String {
+    generations(f)
+        .into_iter()
+        .find(|g| g.1 == image)
+        .unwrap_or_else(|| {
+            panic!(
+                "no generation holds that image: {:?}",
+                generations(f).iter().map(|g| &g.0).collect::<Vec<_>>()
+            )
+        })
+        .0
+}
+
+#[test]
+fn i6_keep_n_generations_rollback_to_any_and_status_lists_them() {
+    let f = Fixture::new();
+    let img = four(&f);
+    for file in ["a.sqsh", "b.sqsh", "c.sqsh", "d.sqsh"] {
+        assert_success(&deploy_keep(&f, file, "2").output().unwrap());
+        f.check_clean();
+    }
+    // Live d; backups c (the most recent) and b; a pruned.
+    let gens = generations(&f);
+    let contents: Vec<&Vec<u8>> = gens.iter().map(|g| &g.1).collect();
+    assert_eq!(contents, [&img[3], &img[2], &img[1]]);
+    assert!(gens[0].2 && gens[1].3);
+    let status = stdout(&f.installer().arg("status").output().unwrap());
+    for g in &gens {
+        assert!(status.contains(&g.0), "status does not list {}:\n{status}", g.0);
+    }
+    assert!(
+        status.contains("live") && status.contains("backup (rollback)"),
+        "{status}"
+    );
+
+    // Back to b (not the most recent backup); d becomes the most recent, c is kept.
+    let b = id_of(&f, &img[1]);
+    assert_success(
+        &f.installer()
+            .args(["rollback", "--env", ENV, "--to", &b])
+            .output()
+            .unwrap(),
+    );
+    f.check_clean();
+    assert_eq!(bytes(&f.live(ENV)), img[1]);
+    assert!(has_link(&f, "only-b") && !has_link(&f, "only-d"));
+    let contents: Vec<Vec<u8>> = generations(&f).into_iter().map(|g| g.1).collect();
+    assert_eq!(contents.len(), 3);
+    assert!(contents.contains(&img[2]) && contents.contains(&img[3]));
+    assert_eq!(bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))), img[3]);
+    // IDs are for life: b's is unchanged now that it is live.
+    assert_eq!(id_of(&f, &img[1]), b);
+    // A plain rollback undoes it.
+    assert_success(&f.installer().args(["rollback", "--env", ENV]).output().unwrap());
+    assert_eq!(bytes(&f.live(ENV)), img[3]);
+    // An unknown ID: exit 4, the IDs listed, nothing changed.
+    let out = f
+        .installer()
+        .args(["rollback", "--env", ENV, "--to", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no generation nope") && stderr(&out).contains("(live)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(bytes(&f.live(ENV)), img[3]);
+    assert!(f.image_leftovers().is_empty(), "{:?}", f.image_leftovers());
+}
+
+#[test]
+fn i6_deploy_with_keep_killed_after_every_step_keeps_every_generation() {
+    for step in DEPLOY_STEPS {
+        let f = Fixture::new();
+        let img = four(&f);
+        for file in ["a.sqsh", "b.sqsh", "c.sqsh"] {
+            assert_success(&deploy_keep(&f, file, "3").output().unwrap());
+        }
+        killed_after(deploy_keep(&f, "d.sqsh", "3"), step);
+        let live = bytes(&f.live(ENV));
+        assert!(live == img[2] || live == img[3], "step {step}: live is neither c nor d");
+        // Nothing that was a generation before is lost by the kill.
+        let contents: Vec<Vec<u8>> = generations(&f).into_iter().map(|g| g.1).collect();
+        for (i, old) in img[..3].iter().enumerate() {
+            assert!(contents.contains(old), "step {step}: image {i} lost");
+        }
+        assert_success(&deploy_keep(&f, "d.sqsh", "3").output().unwrap());
+        f.check_clean();
+        let contents: Vec<Vec<u8>> = generations(&f).into_iter().map(|g| g.1).collect();
+        assert_eq!(
+            contents,
+            [img[3].clone(), img[2].clone(), img[1].clone(), img[0].clone()],
+            "step {step}"
+        );
+        assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
+    }
+}
+
+#[test]
+fn i6_rollback_to_killed_after_every_step_leaves_old_or_new_and_recovers() {
+    for step in ROLLBACK_STEPS {
+        let f = Fixture::new();
+        let img = four(&f);
+        for file in ["a.sqsh", "b.sqsh", "c.sqsh"] {
+            assert_success(&deploy_keep(&f, file, "3").output().unwrap());
+        }
+        let a = id_of(&f, &img[0]);
+        let mut rollback = f.installer();
+        rollback.args(["rollback", "--env", ENV, "--to", &a]);
+        killed_after(rollback, step);
+        let live = bytes(&f.live(ENV));
+        assert!(live == img[0] || live == img[2], "step {step}: live is neither a nor c");
+        // Between the swap and the backup step the image rolled back from
+        // is held by the rollback's `.prev` name (its journal finishes it).
+        let mut contents: Vec<Vec<u8>> = generations(&f).into_iter().map(|g| g.1).collect();
+        let prev = f.envs.join(".backup").join(format!(".{ENV}.sqsh.prev"));
+        if prev.exists() {
+            contents.push(bytes(&prev));
+        }
+        for (i, old) in img[..3].iter().enumerate() {
+            assert!(contents.contains(old), "step {step}: image {i} lost");
+        }
+        assert_success(
+            &f.installer()
+                .args(["rollback", "--env", ENV, "--to", &a])
+                .output()
+                .unwrap(),
+        );
+        f.check_clean();
+        assert_eq!(bytes(&f.live(ENV)), img[0], "step {step}");
+        assert_eq!(
+            bytes(&f.envs.join(".backup").join(format!("{ENV}.sqsh"))),
+            img[2],
+            "step {step}"
+        );
+        let contents: Vec<Vec<u8>> = generations(&f).into_iter().map(|g| g.1).collect();
+        assert_eq!(contents.len(), 3, "step {step}");
+        assert!(f.image_leftovers().is_empty(), "step {step}: {:?}", f.image_leftovers());
+    }
 }
