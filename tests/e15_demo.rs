@@ -1,7 +1,9 @@
 //! E15: `installer demo DIR` builds a whole installation, and E1 passes on
-//! it: the demo's `python3` link runs the env's Python inside the container,
-//! with the scripts path as `sys.executable` and the env's in-container
-//! prefix as `sys.prefix`. Under the stand-in runtime (or a real one from
+//! it: the demo's `python3` link runs the env's Python (the host's, copied
+//! into the env with its standard library, as conda lays one out) inside the
+//! container, with the scripts path as `sys.executable`, the env's
+//! in-container prefix as `sys.prefix` (no `PYTHONHOME` set anywhere) and
+//! the env's own package `demopkg` 1.0 installed. Under the stand-in runtime (or a real one from
 //! `LAUNCHER_TEST_RUNTIME`), and, as on a fresh machine with no container
 //! runtime (the README's first command), under the launcher's own native
 //! runtime, with the image packed by `mksquashfs` or, without it, by the
@@ -62,13 +64,16 @@ fn assert_demo_succeeded(out: &Output) -> String {
 
 /// E1 on the demo's output: its Python ran inside the container, called
 /// through the scripts path, with the env's prefix, its standard library
-/// reached through the env (a path that exists only in the image).
+/// and its package from the env (paths that exist only in the image), the
+/// package's version read from its `.dist-info`. And the env sets no
+/// `PYTHONHOME`.
 fn assert_python_ran_inside(stdout: &str, dir: &Path) {
     let start = stdout
         .lines()
         .position(|l| l.starts_with("hello from Python "))
         .unwrap_or_else(|| panic!("the demo's python printed nothing:\n{stdout}"));
-    let lines: Vec<&str> = stdout.lines().skip(start).take(5).collect();
+    let lines: Vec<&str> = stdout.lines().skip(start).take(6).collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
     assert!(lines[0].ends_with(" inside the container"), "{stdout}");
     let python = dir.join("scripts/demo-1.0.d/bin/python3");
     assert_eq!(lines[1], format!("  sys.executable = {}", python.display()), "{stdout}");
@@ -79,6 +84,13 @@ fn assert_python_ran_inside(stdout: &str, dir: &Path) {
         os_module.starts_with(&format!("{ENV_PREFIX}/lib/python3.")) && os_module.ends_with("/os.py"),
         "{stdout}"
     );
+    assert_eq!(
+        lines[5],
+        format!("  demopkg        = 1.0 from {ENV_PREFIX}/lib/python3/dist-packages/demopkg/__init__.py"),
+        "{stdout}"
+    );
+    let env_toml = fs::read_to_string(dir.join("scripts/demo-1.0.d/env.toml")).unwrap();
+    assert!(!env_toml.contains("PYTHONHOME"), "{env_toml}");
     assert!(
         !Path::new(ENV_PREFIX).exists(),
         "{ENV_PREFIX} exists on the host: the test cannot tell the image from it"
@@ -136,7 +148,10 @@ fn native_root_missing() -> Option<String> {
         return Some("the kernel has no overlayfs (not in /proc/filesystems)".into());
     }
     if !Path::new(prereq::SYSTEM_PYTHON).is_file() {
-        return Some(format!("{} not found (the demo's env links it)", prereq::SYSTEM_PYTHON));
+        return Some(format!(
+            "{} not found (the demo's env copies it)",
+            prereq::SYSTEM_PYTHON
+        ));
     }
     None
 }
@@ -190,15 +205,43 @@ fn native_demo(test: &str, tools: &[&str]) -> Option<(String, PathBuf, tempfile:
         config.runtime.path.is_none(),
         "the native runtime is the launcher itself"
     );
-    // It stays usable: the same link runs again, straight from the scripts tree.
+    // It stays usable: the same link runs again, straight from the scripts
+    // tree. Nothing leaks into what it starts: another Python (the host's,
+    // bound in) started from it has its own prefix (a PYTHONHOME set by the
+    // env would give it the env's, with the wrong standard library).
     let again = Command::new(dir.join("scripts/demo-1.0.d/bin/python3"))
-        .args(["-c", "import sys; print(sys.prefix)"])
+        .args([
+            "-c",
+            "import os, subprocess, sys; print(sys.prefix, os.environ.get('PYTHONHOME')); \
+             print(subprocess.run(['/usr/bin/python3', '-c', 'import sys, json; print(sys.prefix)'], \
+             capture_output=True, text=True, check=True).stdout, end='')",
+        ])
         .env_clear()
         .env("PATH", &path)
         .output()
         .unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_eq!(String::from_utf8_lossy(&again.stdout), format!("{ENV_PREFIX}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        format!("{ENV_PREFIX} None\n/usr\n")
+    );
+    // The package's console script, through its farm link: its `#!` names
+    // the env's interpreter by its in-container path.
+    let script = Command::new(dir.join("scripts/demo-1.0.d/bin/demopkg-info"))
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(script.status.success(), "{}", String::from_utf8_lossy(&script.stderr));
+    let text = String::from_utf8_lossy(&script.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "demopkg 1.0 from {ENV_PREFIX}/lib/python3/dist-packages/demopkg/__init__.py\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  sys.prefix     = {ENV_PREFIX}\n")), "{text}");
+    assert!(text.contains("  inside the container\n"), "{text}");
     Some((stdout, dir, root))
 }
 
@@ -261,7 +304,10 @@ fn native_user_missing() -> Option<String> {
         return Some("squashfuse is not installed (apt-get install squashfuse)".into());
     }
     if !Path::new(prereq::SYSTEM_PYTHON).is_file() {
-        return Some(format!("{} not found (the demo's env links it)", prereq::SYSTEM_PYTHON));
+        return Some(format!(
+            "{} not found (the demo's env copies it)",
+            prereq::SYSTEM_PYTHON
+        ));
     }
     None
 }

@@ -7,12 +7,15 @@
 //! place at the end (every path in it is relative), so a failure leaves
 //! nothing half-built.
 //!
-//! The env is a small conda-style env that shares the host's Python: its
-//! `bin/python3` and its standard library are symlinks into `/usr` (bound
-//! into the container), and its activation sets `PYTHONHOME` to the env's
-//! in-container prefix, so that Python reports that prefix as `sys.prefix`
-//! (E1) even though it is called through the scripts path. Nothing is run
-//! to make it: no privilege needed, nothing left on the host.
+//! The env is a small conda-style env made from the host's Python, as
+//! the test bed's (`tests/support/conda_env.rs`): the interpreter's own
+//! file and its standard library are *copied* to `<prefix>/<env>`, so that
+//! CPython, which looks for its library above its resolved executable,
+//! reports the env's in-container prefix as `sys.prefix` (E1) with no
+//! variable set (no `PYTHONHOME`, which would leak into every process the
+//! env starts); a pure-Python package with its `.dist-info` and a console
+//! script make it an env with something installed. Copying needs no
+//! privilege and nothing is left on the host.
 //!
 //! Packing: `mksquashfs` when it is on `PATH`, else the `backhand` library
 //! (no package to install). Running: `--runtime`, else `apptainer` or
@@ -35,7 +38,7 @@ use crate::ui::Ui;
 pub const DEFAULT_ENV: &str = "demo-1.0";
 /// The container prefix the demo uses (the launcher's default).
 pub const PREFIX: &str = "/opt/conda";
-/// The system Python the venv is made from (Debian's; bound in via /usr).
+/// The system Python whose interpreter and standard library the env gets.
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 /// Marks a directory as made by `installer demo`, so a rerun may replace it.
 pub const MARKER: &str = ".installer-demo";
@@ -53,7 +56,9 @@ pub const PYTHON_PROGRAM: &str = "import os, sys; \
      print(\"  sys.executable =\", sys.executable); \
      print(\"  sys.prefix     =\", sys.prefix); \
      print(\"  CONDA_PREFIX   =\", os.environ.get(\"CONDA_PREFIX\")); \
-     print(\"  os module      =\", os.__file__)";
+     print(\"  os module      =\", os.__file__); \
+     import importlib.metadata, demopkg; \
+     print(\"  demopkg        =\", importlib.metadata.version(\"demopkg\"), \"from\", demopkg.__file__)";
 /// What the launcher and the native runtime print their own errors with.
 const NATIVE_ERROR_PREFIX: &str = "launcher-native: ";
 /// The native runtime's (and the launcher's) own failures (L18).
@@ -71,7 +76,7 @@ pub struct DemoOptions {
 /// What the generated env contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvKind {
-    /// The host's Python (linked in) plus shell tools.
+    /// The host's Python (copied in), a package, plus shell tools.
     Python,
     /// Shell tools only (no usable system Python).
     ShellOnly,
@@ -145,15 +150,11 @@ pub enum ConfigRuntime<'a> {
 pub fn run(opts: &DemoOptions, ui: &Ui) -> Result<()> {
     check_env_name(&opts.env)?;
     let packer = Packer::find();
-    let launcher = opts
-        .launcher
-        .clone()
-        .or_else(farm::default_launcher_source)
-        .filter(|p| p.is_file())
-        .ok_or_else(|| InstallError::Io {
-            path: farm::default_launcher_source().unwrap_or_else(|| PathBuf::from("launcher")),
-            reason: "launcher binary not found; build it (cargo build -p launcher) or pass --launcher PATH".into(),
-        })?;
+    let wanted = opts.launcher.clone().or_else(farm::default_launcher_source);
+    let launcher = wanted.clone().filter(|p| p.is_file()).ok_or_else(|| InstallError::Io {
+        path: wanted.unwrap_or_else(|| PathBuf::from("launcher")),
+        reason: "launcher binary not found; build it (cargo build -p launcher) or pass --launcher PATH".into(),
+    })?;
     let runner = Runner::choose(opts.runtime.as_deref())?;
     let dir = crate::site::absolute(&opts.dir)?;
     check_destination(&dir)?;
@@ -252,7 +253,8 @@ fn print_plan(dir: &Path, opts: &DemoOptions, launcher: &Path, packer: &Packer, 
     let env = &opts.env;
     ui.info(format!("would create {}", dir.display()));
     ui.info(format!(
-        "would generate env {env} at {PREFIX}/{env}: {SYSTEM_PYTHON} and its standard library linked in, and shell tools"
+        "would generate env {env} at {PREFIX}/{env}: {SYSTEM_PYTHON} and its standard library copied in, \
+         the package {DEMO_PACKAGE} {DEMO_PACKAGE_VERSION}, and shell tools"
     ));
     ui.info(format!(
         "would pack it into {}/envs/{env}.sqsh with {}",
@@ -345,25 +347,42 @@ pub fn make_mount_points(base: &Path, binds: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Where the system Python keeps its standard library, as it says itself.
+/// Where the system Python keeps itself and its standard library, as it
+/// says itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonLayout {
     /// `3.11`
     pub version: String,
-    /// Directories to link into the env, relative to the env prefix, and
-    /// their absolute host paths (`lib/python3.11` → `/usr/lib/python3.11`).
-    pub links: Vec<(PathBuf, PathBuf)>,
+    /// The interpreter's own file (`/usr/bin/python3.11`, links resolved):
+    /// copied to the env's `bin/python3.11`.
+    pub executable: PathBuf,
+    /// Directories to copy into the env, relative to the env prefix, and
+    /// their absolute host paths (`lib/python3.11` ← `/usr/lib/python3.11`).
+    pub copies: Vec<(PathBuf, PathBuf)>,
+    /// The site dir this Python's `site.py` adds for a prefix of its own,
+    /// relative to it: Debian's `lib/python3/dist-packages`, upstream's
+    /// `lib/python3.11/site-packages`.
+    pub site_dir: PathBuf,
+}
+
+impl PythonLayout {
+    /// `python3.11`: the interpreter's name in the env's `bin/`.
+    pub fn interpreter_name(&self) -> String {
+        format!("python{}", self.version)
+    }
 }
 
 /// Ask `python` (isolated from the caller's `PYTHON*` variables) for its
-/// version, prefix and standard library directories.
+/// version, prefix, own file, standard library directories and site dirs.
 pub fn python_layout(python: &Path) -> std::result::Result<PythonLayout, String> {
     let output = Command::new(python)
         .args([
             "-I",
             "-c",
-            "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix); \
-             print(sysconfig.get_path('stdlib')); print(sysconfig.get_path('platstdlib'))",
+            "import os, site, sys, sysconfig; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix); \
+             print(os.path.realpath(sys.executable)); \
+             print(sysconfig.get_path('stdlib')); print(sysconfig.get_path('platstdlib')); \
+             print(*site.getsitepackages([sys.base_prefix]), sep='\\n')",
         ])
         .output()
         .map_err(|e| format!("cannot run {}: {}", python.display(), io_reason(&e)))?;
@@ -379,14 +398,20 @@ pub fn python_layout(python: &Path) -> std::result::Result<PythonLayout, String>
     parse_python_layout(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// The layout from the four lines `python_layout` asks for. The standard
-/// library must lie under the prefix, and the prefix under `/usr` (bound
-/// into the container).
+/// The layout from the lines `python_layout` asks for: version, prefix,
+/// executable, stdlib, platstdlib, then the site dirs. The standard library
+/// must lie under the prefix (it is copied to the same place under the env
+/// prefix, where CPython looks for it from the interpreter's real
+/// location), and the prefix under `/usr` (bound into the container: the
+/// interpreter's shared libraries are found there).
 pub fn parse_python_layout(text: &str) -> std::result::Result<PythonLayout, String> {
     let lines: Vec<&str> = text.lines().collect();
-    let [version, prefix, stdlib, platstdlib] = lines[..] else {
+    let [version, prefix, executable, stdlib, platstdlib, sites @ ..] = &lines[..] else {
         return Err(format!("unexpected answer from {SYSTEM_PYTHON}: {text:?}"));
     };
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("unexpected version from {SYSTEM_PYTHON}: {version:?}"));
+    }
     let prefix = Path::new(prefix);
     if !prefix.starts_with("/usr") {
         return Err(format!(
@@ -394,7 +419,11 @@ pub fn parse_python_layout(text: &str) -> std::result::Result<PythonLayout, Stri
             prefix.display()
         ));
     }
-    let mut links = Vec::new();
+    let executable = PathBuf::from(executable);
+    if !executable.is_absolute() {
+        return Err(format!("it does not know its own file ({executable:?})"));
+    }
+    let mut copies = Vec::new();
     for dir in [stdlib, platstdlib] {
         let dir = Path::new(dir);
         let rel = dir.strip_prefix(prefix).map_err(|_| {
@@ -404,14 +433,23 @@ pub fn parse_python_layout(text: &str) -> std::result::Result<PythonLayout, Stri
                 prefix.display()
             )
         })?;
-        if rel.as_os_str().is_empty() || links.iter().any(|(r, _): &(PathBuf, PathBuf)| r == rel) {
+        if rel.as_os_str().is_empty() || copies.iter().any(|(r, _): &(PathBuf, PathBuf)| r == rel) {
             continue;
         }
-        links.push((rel.to_path_buf(), dir.to_path_buf()));
+        copies.push((rel.to_path_buf(), dir.to_path_buf()));
     }
+    // The first site dir of the prefix itself (not of `local/`).
+    let site_dir = sites
+        .iter()
+        .filter_map(|s| Path::new(s).strip_prefix(prefix).ok())
+        .find(|rel| !rel.starts_with("local") && !rel.as_os_str().is_empty())
+        .ok_or_else(|| format!("it names no site dir under its prefix ({sites:?})"))?
+        .to_path_buf();
     Ok(PythonLayout {
         version: version.to_string(),
-        links,
+        executable,
+        copies,
+        site_dir,
     })
 }
 
@@ -429,50 +467,252 @@ pub fn generate_env(env_root: &Path, env: &str, ui: &Ui) -> Result<EnvKind> {
     let kind = match layout {
         Ok(layout) => {
             ui.info(format!(
-                "demo: generating env {env} at {PREFIX}/{env}: Python {} ({SYSTEM_PYTHON} and its standard library linked in) and shell tools",
-                layout.version
+                "demo: generating env {env} at {PREFIX}/{env}: Python {} ({} and its standard library copied in), \
+                 the package {DEMO_PACKAGE} {DEMO_PACKAGE_VERSION}, and shell tools",
+                layout.version,
+                layout.executable.display()
             ));
-            write_python(&env_dir, &layout)?;
-            EnvKind::Python
+            match write_python(&env_dir, env, &layout) {
+                Ok(()) => EnvKind::Python,
+                Err(why) => {
+                    ui.warn(format!("{why}: the demo env has shell tools only"));
+                    fs::remove_dir_all(&env_dir).map_err(|e| InstallError::io(&env_dir, e))?;
+                    mkdir(&env_dir)?;
+                    EnvKind::ShellOnly
+                }
+            }
         }
         Err(why) => {
             ui.warn(format!("{why}: the demo env has shell tools only"));
             EnvKind::ShellOnly
         }
     };
-    write_tools(&env_dir, env, kind)?;
+    write_tools(&env_dir, env)?;
     Ok(kind)
 }
 
-/// The env's Python: `bin/python3` (and `python`, `python3.X`) link to the
-/// system Python, its standard library directories are linked in at the
-/// same place under the env prefix. With `PYTHONHOME` = the env prefix (the
-/// activation script), Python finds its library through the env and
-/// reports the env prefix as `sys.prefix`.
-fn write_python(env_dir: &Path, layout: &PythonLayout) -> Result<()> {
+/// The env's Python, as conda lays one out: the interpreter's own file
+/// copied to `bin/python3.X` (`python3` and `python` link to it), its
+/// standard library (with `lib-dynload`) copied to the same place under the
+/// env prefix, and [`DEMO_PACKAGE`] installed in its site dir. CPython
+/// looks for `lib/python3.X/os.py` above its resolved executable, so inside
+/// the container it reports the env prefix as `sys.prefix`, with no
+/// variable set. Checked here by running the copy from the staging dir;
+/// any failure is the reason the env gets shell tools only.
+fn write_python(env_dir: &Path, env: &str, layout: &PythonLayout) -> std::result::Result<(), String> {
+    let failed = |e: InstallError| e.to_string();
     let bin = env_dir.join("bin");
-    mkdir(&bin)?;
-    let links = [
-        ("python3".to_string(), PathBuf::from(SYSTEM_PYTHON)),
-        (format!("python{}", layout.version), PathBuf::from("python3")),
-        ("python".to_string(), PathBuf::from("python3")),
-    ];
-    for (name, target) in links {
+    mkdir(&bin).map_err(failed)?;
+    let interpreter = layout.interpreter_name();
+    let copy = bin.join(&interpreter);
+    fs::copy(&layout.executable, &copy)
+        .map_err(|e| format!("cannot copy {}: {}", layout.executable.display(), io_reason(&e)))?;
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(|e| failed(InstallError::io(&copy, e)))?;
+    for name in ["python3", "python"] {
         let link = bin.join(name);
-        symlink(&target, &link).map_err(|e| InstallError::io(&link, e))?;
-    }
-    for (rel, host) in &layout.links {
-        let link = env_dir.join(rel);
-        if let Some(parent) = link.parent() {
-            mkdir(parent)?;
+        if name != interpreter {
+            symlink(&interpreter, &link).map_err(|e| failed(InstallError::io(&link, e)))?;
         }
-        symlink(host, &link).map_err(|e| InstallError::io(&link, e))?;
     }
-    Ok(())
+    for (rel, host) in &layout.copies {
+        copy_stdlib(host, &env_dir.join(rel)).map_err(failed)?;
+    }
+    write_package(env_dir, env, layout).map_err(failed)?;
+    check_python(&copy, env_dir)
+}
+
+/// Directories of a standard library not copied: byte code (not needed,
+/// the demo runs a few modules), the test suites, the build configuration
+/// (`config-3.X-…`, the static libpython), and the host's own packages.
+fn skipped_in_stdlib(name: &str, top: bool) -> bool {
+    matches!(name, "__pycache__" | "test" | "tests" | "idle_test")
+        || (top && (name.starts_with("config-") || matches!(name, "site-packages" | "dist-packages")))
+}
+
+/// Files of a standard library not copied: the distribution's marks of a
+/// system Python (`EXTERNALLY-MANAGED`, `sitecustomize.py`, Debian's link
+/// to its hooks in `/etc`).
+const STDLIB_FILES_SKIPPED: [&str; 2] = ["EXTERNALLY-MANAGED", "sitecustomize.py"];
+
+/// Copy the standard library directory `from` to `to`: directories, regular
+/// files (with their mode) and symlinks as they are; nothing else.
+pub fn copy_stdlib(from: &Path, to: &Path) -> Result<()> {
+    fn walk(from: &Path, to: &Path, top: bool) -> Result<()> {
+        mkdir(to)?;
+        let entries = fs::read_dir(from).map_err(|e| InstallError::io(from, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| InstallError::io(from, e))?;
+            let name = entry.file_name();
+            let name_text = name.to_string_lossy();
+            let (source, dest) = (entry.path(), to.join(&name));
+            let kind = entry.file_type().map_err(|e| InstallError::io(&source, e))?;
+            if kind.is_dir() {
+                if !skipped_in_stdlib(&name_text, top) {
+                    walk(&source, &dest, false)?;
+                }
+            } else if top && STDLIB_FILES_SKIPPED.contains(&&*name_text) {
+                continue;
+            } else if kind.is_symlink() {
+                let target = fs::read_link(&source).map_err(|e| InstallError::io(&source, e))?;
+                symlink(&target, &dest).map_err(|e| InstallError::io(&dest, e))?;
+            } else if kind.is_file() {
+                fs::copy(&source, &dest).map_err(|e| InstallError::io(&source, e))?;
+            }
+        }
+        Ok(())
+    }
+    walk(from, to, true)
+}
+
+/// Run the staged copy: it must find its own prefix and the package.
+fn check_python(python: &Path, env_dir: &Path) -> std::result::Result<(), String> {
+    let want = fs::canonicalize(env_dir).map_err(|e| format!("{}: {}", env_dir.display(), io_reason(&e)))?;
+    let output = Command::new(python)
+        .args(["-I", "-B", "-c", CHECK_PROGRAM])
+        .env_clear()
+        .current_dir("/")
+        .output()
+        .map_err(|e| format!("cannot run the copied Python {}: {}", python.display(), io_reason(&e)))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let want = format!("{} {DEMO_PACKAGE_VERSION}", want.display());
+    if output.status.success() && stdout.trim_end() == want {
+        return Ok(());
+    }
+    Err(format!(
+        "the copied Python does not find its own prefix and package (wanted {want:?}, got {:?}{}{})",
+        stdout.trim_end(),
+        if stderr.trim().is_empty() { "" } else { ": " },
+        stderr.lines().last().unwrap_or("")
+    ))
+}
+
+/// What [`check_python`] runs: the prefix and the package's version.
+const CHECK_PROGRAM: &str = "import sys, importlib.metadata as m; print(sys.prefix, m.version('demopkg'))";
+
+/// The demo env's own package: a pure-Python package with its
+/// `.dist-info` (as pip or conda installs one) and a console script.
+pub const DEMO_PACKAGE: &str = "demopkg";
+pub const DEMO_PACKAGE_VERSION: &str = "1.0";
+/// The console script of [`DEMO_PACKAGE`] in the env's `bin/`.
+pub const DEMO_PACKAGE_SCRIPT: &str = "demopkg-info";
+
+/// `demopkg/__init__.py`, after its `__version__` line.
+const DEMO_PACKAGE_INIT: &str = r#"
+
+
+def main():
+    """The `demopkg-info` console script: where it runs."""
+    import os
+    import sys
+
+    print(f"demopkg {__version__} from {__file__}")
+    print(f"  sys.executable = {sys.executable}")
+    print(f"  sys.prefix     = {sys.prefix}")
+    print("  " + ("inside" if os.path.isdir("/.singularity.d") else "outside") + " the container")
+    return 0
+"#;
+
+/// Install [`DEMO_PACKAGE`] into the env's site dir, with its
+/// `.dist-info` (`METADATA`, `INSTALLER`, `top_level.txt`,
+/// `entry_points.txt`, `RECORD` with hashes) and its console script, whose
+/// `#!` names the env's interpreter by its in-container path, as conda
+/// writes them.
+fn write_package(env_dir: &Path, env: &str, layout: &PythonLayout) -> Result<()> {
+    let site = env_dir.join(&layout.site_dir);
+    let package = site.join(DEMO_PACKAGE);
+    mkdir(&package)?;
+    let info_name = format!("{DEMO_PACKAGE}-{DEMO_PACKAGE_VERSION}.dist-info");
+    let info = site.join(&info_name);
+    mkdir(&info)?;
+    let script = format!(
+        "#!{PREFIX}/{env}/bin/{}\n\
+         # -*- coding: utf-8 -*-\n\
+         import re\n\
+         import sys\n\
+         \n\
+         from {DEMO_PACKAGE} import main\n\
+         \n\
+         if __name__ == '__main__':\n\
+         \x20   sys.argv[0] = re.sub(r'(-script\\.pyw?|\\.exe)?$', '', sys.argv[0])\n\
+         \x20   sys.exit(main())\n",
+        layout.interpreter_name()
+    );
+    let files: Vec<(PathBuf, String, u32)> = vec![
+        (
+            package.join("__init__.py"),
+            format!(
+                "\"\"\"The demo env's own package, made by `installer demo`.\"\"\"\n\n\
+                 __version__ = \"{DEMO_PACKAGE_VERSION}\"\n{DEMO_PACKAGE_INIT}"
+            ),
+            0o644,
+        ),
+        (
+            info.join("METADATA"),
+            format!(
+                "Metadata-Version: 2.1\nName: {DEMO_PACKAGE}\nVersion: {DEMO_PACKAGE_VERSION}\n\
+                 Summary: The demo env's own package (installer demo)\nRequires-Python: >=3.8\n"
+            ),
+            0o644,
+        ),
+        (info.join("INSTALLER"), "installer-demo\n".to_string(), 0o644),
+        (info.join("top_level.txt"), format!("{DEMO_PACKAGE}\n"), 0o644),
+        (
+            info.join("entry_points.txt"),
+            format!("[console_scripts]\n{DEMO_PACKAGE_SCRIPT} = {DEMO_PACKAGE}:main\n"),
+            0o644,
+        ),
+        (env_dir.join("bin").join(DEMO_PACKAGE_SCRIPT), script, 0o755),
+    ];
+    let mut record = String::new();
+    for (path, text, mode) in &files {
+        write_file(path, text.as_bytes(), *mode)?;
+        let rel = relative_path(&site, path);
+        record.push_str(&format!(
+            "{rel},sha256={},{}\n",
+            record_digest(text.as_bytes()),
+            text.len()
+        ));
+    }
+    record.push_str(&format!("{info_name}/RECORD,,\n"));
+    write_file(&info.join("RECORD"), record.as_bytes(), 0o644)
+}
+
+/// `path` relative to `from` (a directory above it, or beside one: the
+/// console script in `bin/` is `../../../bin/demopkg-info` from the site dir).
+fn relative_path(from: &Path, path: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = path.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+/// A `RECORD` hash: the SHA-256 in URL-safe base64 without padding.
+fn record_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let digest = Sha256::digest(bytes);
+    let mut out = String::new();
+    for chunk in digest.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 /// Small tools every demo env has, plus an activation script (I7).
-fn write_tools(env_dir: &Path, env: &str, kind: EnvKind) -> Result<()> {
+fn write_tools(env_dir: &Path, env: &str) -> Result<()> {
     let bin = env_dir.join("bin");
     mkdir(&bin)?;
     let prefix = Path::new(PREFIX).join(env);
@@ -494,11 +734,7 @@ fn write_tools(env_dir: &Path, env: &str, kind: EnvKind) -> Result<()> {
     }
     let activate = env_dir.join("etc/conda/activate.d");
     mkdir(&activate)?;
-    let mut script = format!("export DEMO_DATA={}/share/demo\n", prefix.display());
-    if kind == EnvKind::Python {
-        // The env's Python finds its library, and its sys.prefix, here.
-        script.push_str(&format!("export PYTHONHOME={}\n", prefix.display()));
-    }
+    let script = format!("export DEMO_DATA={}/share/demo\n", prefix.display());
     write_file(&activate.join("demo.sh"), script.as_bytes(), 0o644)?;
     mkdir(&env_dir.join("share/demo"))?;
     write_file(&env_dir.join("share/demo/README"), b"data of the demo env\n", 0o644)
@@ -516,7 +752,16 @@ pub fn pack(packer: &Packer, root: &Path, image: &Path) -> Result<()> {
     let output = Command::new(mksquashfs)
         .arg(root)
         .arg(image)
-        .args(["-noappend", "-all-root", "-no-progress", "-quiet"])
+        .args([
+            "-noappend",
+            "-all-root",
+            "-no-progress",
+            "-quiet",
+            "-comp",
+            "gzip",
+            "-Xcompression-level",
+        ])
+        .arg(crate::pack::DEMO_GZIP_LEVEL.to_string())
         .output()
         .map_err(|e| InstallError::Demo(format!("cannot run {}: {}", mksquashfs.display(), io_reason(&e))))?;
     if output.status.success() {
@@ -789,25 +1034,127 @@ mod tests {
     }
 
     #[test]
-    fn python_layout_links_the_standard_library_under_the_prefix() {
-        let debian = parse_python_layout("3.11\n/usr\n/usr/lib/python3.11\n/usr/lib/python3.11\n").unwrap();
+    fn python_layout_copies_the_standard_library_under_the_prefix() {
+        let debian = parse_python_layout(
+            "3.11\n/usr\n/usr/bin/python3.11\n/usr/lib/python3.11\n/usr/lib/python3.11\n\
+             /usr/local/lib/python3.11/dist-packages\n/usr/lib/python3/dist-packages\n/usr/lib/python3.11/dist-packages\n",
+        )
+        .unwrap();
         assert_eq!(debian.version, "3.11");
+        assert_eq!(debian.interpreter_name(), "python3.11");
+        assert_eq!(debian.executable, Path::new("/usr/bin/python3.11"));
         assert_eq!(
-            debian.links,
+            debian.copies,
             [(PathBuf::from("lib/python3.11"), PathBuf::from("/usr/lib/python3.11"))]
         );
-        let fedora = parse_python_layout("3.12\n/usr\n/usr/lib/python3.12\n/usr/lib64/python3.12\n").unwrap();
-        assert_eq!(fedora.links.len(), 2);
-        assert_eq!(fedora.links[1].0, Path::new("lib64/python3.12"));
-        let local = parse_python_layout("3.12\n/usr/local\n/usr/local/lib/python3.12\n/usr/local/lib/python3.12\n");
-        assert!(local.is_ok());
-        assert!(parse_python_layout("3.12\n/opt/py\n/opt/py/lib\n/opt/py/lib\n")
-            .unwrap_err()
-            .contains("not under /usr"));
-        assert!(parse_python_layout("3.12\n/usr\n/lib/python3\n/lib/python3\n")
-            .unwrap_err()
-            .contains("not under its prefix"));
+        assert_eq!(debian.site_dir, Path::new("lib/python3/dist-packages"));
+        let fedora = parse_python_layout(
+            "3.12\n/usr\n/usr/bin/python3.12\n/usr/lib/python3.12\n/usr/lib64/python3.12\n\
+             /usr/lib64/python3.12/site-packages\n/usr/lib/python3.12/site-packages\n",
+        )
+        .unwrap();
+        assert_eq!(fedora.copies.len(), 2);
+        assert_eq!(fedora.copies[1].0, Path::new("lib64/python3.12"));
+        assert_eq!(fedora.site_dir, Path::new("lib64/python3.12/site-packages"));
+        let local = parse_python_layout(
+            "3.12\n/usr/local\n/usr/local/bin/python3.12\n/usr/local/lib/python3.12\n/usr/local/lib/python3.12\n\
+             /usr/local/lib/python3.12/site-packages\n",
+        );
+        assert_eq!(local.unwrap().site_dir, Path::new("lib/python3.12/site-packages"));
+        assert!(
+            parse_python_layout("3.12\n/opt/py\n/opt/py/bin/python3\n/opt/py/lib\n/opt/py/lib\n/opt/py/lib/s\n")
+                .unwrap_err()
+                .contains("not under /usr")
+        );
+        assert!(
+            parse_python_layout("3.12\n/usr\n/usr/bin/python3\n/lib/python3\n/lib/python3\n/usr/lib/s\n")
+                .unwrap_err()
+                .contains("not under its prefix")
+        );
+        assert!(
+            parse_python_layout("3.12\n/usr\n/usr/bin/python3\n/usr/lib/python3\n/usr/lib/python3\n")
+                .unwrap_err()
+                .contains("no site dir")
+        );
         assert!(parse_python_layout("garbage").is_err());
+    }
+
+    #[test]
+    fn stdlib_copy_skips_byte_code_tests_build_config_and_system_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("python3.11");
+        for sub in [
+            "__pycache__",
+            "test",
+            "config-3.11-x86_64-linux-gnu",
+            "site-packages",
+            "lib-dynload",
+            "json/tests",
+            "email/__pycache__",
+        ] {
+            fs::create_dir_all(from.join(sub)).unwrap();
+        }
+        for file in [
+            "os.py",
+            "EXTERNALLY-MANAGED",
+            "json/__init__.py",
+            "json/tests/t.py",
+            "lib-dynload/_x.so",
+            "__pycache__/os.pyc",
+        ] {
+            fs::write(from.join(file), file).unwrap();
+        }
+        fs::set_permissions(from.join("lib-dynload/_x.so"), fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("/etc/python3.11/sitecustomize.py", from.join("sitecustomize.py")).unwrap();
+        symlink("os.py", from.join("alias.py")).unwrap();
+        let to = dir.path().join("env/lib/python3.11");
+        copy_stdlib(&from, &to).unwrap();
+        let mut found: Vec<String> = Vec::new();
+        fn list(root: &Path, dir: &Path, found: &mut Vec<String>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                found.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                if fs::symlink_metadata(&path).unwrap().is_dir() {
+                    list(root, &path, found);
+                }
+            }
+        }
+        list(&to, &to, &mut found);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "alias.py",
+                "email",
+                "json",
+                "json/__init__.py",
+                "lib-dynload",
+                "lib-dynload/_x.so",
+                "os.py"
+            ]
+        );
+        assert_eq!(fs::read_link(to.join("alias.py")).unwrap(), Path::new("os.py"));
+        assert!(!fs::symlink_metadata(to.join("os.py")).unwrap().file_type().is_symlink());
+        let mode = fs::metadata(to.join("lib-dynload/_x.so")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[test]
+    fn record_hashes_and_paths_are_as_pip_writes_them() {
+        // sha256 of nothing and of "hello\n", URL-safe base64 without padding.
+        assert_eq!(record_digest(b""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
+        assert_eq!(record_digest(b"hello\n"), "WJG1tSLV3whtD_CxEPvZ0hu0_HFjrzTQgoai6Eb2vgM");
+        let site = Path::new("/e/lib/python3/dist-packages");
+        assert_eq!(
+            relative_path(site, &site.join("demopkg/__init__.py")),
+            "demopkg/__init__.py"
+        );
+        assert_eq!(
+            relative_path(site, Path::new("/e/bin/demopkg-info")),
+            "../../../bin/demopkg-info"
+        );
+        assert!(PYTHON_PROGRAM.contains(&format!("version(\"{DEMO_PACKAGE}\")")));
+        assert!(CHECK_PROGRAM.contains(&format!("version('{DEMO_PACKAGE}')")));
     }
 
     #[test]

@@ -341,9 +341,13 @@ impl Read for LazyFile {
     }
 }
 
+/// The gzip level the demo packs with (both packers): fast rather than small.
+pub const DEMO_GZIP_LEVEL: u32 = 1;
+
 /// Write the tree at `root` as the squashfs image `image` with `backhand`:
-/// gzip (read by every kernel and squashfuse), every entry owned by root
-/// (as `mksquashfs -all-root`), modes and modification times kept,
+/// gzip at level [`DEMO_GZIP_LEVEL`] (read by every kernel and squashfuse),
+/// every entry owned by root (as `mksquashfs -all-root`), modes and
+/// modification times kept,
 /// directories, regular files and symlinks (anything else is refused, and
 /// hard links are stored as separate files). Returns the number of entries.
 /// The image's root holds what `root` holds; `demo` puts the env at
@@ -370,7 +374,15 @@ pub fn write_with_backhand(root: &Path, image: &Path) -> Result<usize> {
         )
     };
     let mut writer = FilesystemWriter::default();
-    let compressor = FilesystemCompressor::new(Compressor::Gzip, None).map_err(|e| failed(image, e))?;
+    // Level 1 (`-Xcompression-level 1`): the demo's env is mostly a Python
+    // standard library, which level 9 packs a seventh smaller, eight
+    // times slower.
+    let fast = backhand::compression::CompressionOptions::Gzip(backhand::compression::Gzip {
+        compression_level: DEMO_GZIP_LEVEL,
+        window_size: 15,
+        strategies: 0,
+    });
+    let compressor = FilesystemCompressor::new(Compressor::Gzip, Some(fast)).map_err(|e| failed(image, e))?;
     writer.set_compressor(compressor);
     let root_meta = fs::metadata(root).map_err(|e| InstallError::io(root, e))?;
     let root_header = header(&root_meta);

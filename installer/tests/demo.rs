@@ -92,6 +92,66 @@ fn bin_names(image: &EnvImage, bin: &str) -> Vec<String> {
         .collect()
 }
 
+/// The env's Python, conda-like: the interpreter's own file and its
+/// standard library copied in (never linked to the host's), `python3` and
+/// `python` linking to `python3.X`, the package `demopkg` with its
+/// `.dist-info` in Debian's site dir, its console script with the env's
+/// interpreter as `#!`; and the farm gives the env `.inside` and `lib`.
+fn assert_python_env(image: &EnvImage, dir: &Path, env: &str) {
+    let prefix = format!("/opt/conda/{env}");
+    let at = |rel: &str| PathBuf::from(format!("{prefix}/{rel}"));
+    let read = |rel: &str| String::from_utf8(image.read_file(&at(rel)).unwrap().unwrap()).unwrap();
+    let bin = bin_names(image, &format!("{prefix}/bin"));
+    let interpreter = bin
+        .iter()
+        .find(|n| n.starts_with("python3.") && n[8..].chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no python3.X in {bin:?}"))
+        .clone();
+    assert_eq!(image.kind_of(&at(&format!("bin/{interpreter}"))), Some(EntryKind::File));
+    let copied = image.read_file(&at(&format!("bin/{interpreter}"))).unwrap().unwrap();
+    assert_eq!(copied, fs::read(format!("/usr/bin/{interpreter}")).unwrap());
+    for name in ["python3", "python"] {
+        assert_eq!(
+            image.kind_of(&at(&format!("bin/{name}"))),
+            Some(EntryKind::Symlink(interpreter.clone().into()))
+        );
+    }
+    let version = &interpreter["python".len()..];
+    let stdlib = format!("lib/python{version}");
+    assert_eq!(image.kind_of(&at(&stdlib)), Some(EntryKind::Dir), "copied, not linked");
+    assert_eq!(image.kind_of(&at(&format!("{stdlib}/os.py"))), Some(EntryKind::File));
+    assert_eq!(
+        image.kind_of(&at(&format!("{stdlib}/lib-dynload"))),
+        Some(EntryKind::Dir)
+    );
+    for skipped in ["__pycache__", "test", "EXTERNALLY-MANAGED", "sitecustomize.py"] {
+        assert_eq!(image.kind_of(&at(&format!("{stdlib}/{skipped}"))), None, "{skipped}");
+    }
+    let site = "lib/python3/dist-packages";
+    assert!(read(&format!("{site}/demopkg/__init__.py")).contains("__version__ = \"1.0\"\n"));
+    let metadata = read(&format!("{site}/demopkg-1.0.dist-info/METADATA"));
+    assert!(metadata.contains("Name: demopkg\nVersion: 1.0\n"), "{metadata}");
+    let record = read(&format!("{site}/demopkg-1.0.dist-info/RECORD"));
+    assert!(record.contains("demopkg/__init__.py,sha256="), "{record}");
+    assert!(record.contains("../../../bin/demopkg-info,sha256="), "{record}");
+    let script = read("bin/demopkg-info");
+    assert_eq!(script.lines().next(), Some(&*format!("#!{prefix}/bin/{interpreter}")));
+    // The farm: a link for the console script, `.inside` and `lib` (docs/python.md).
+    let tree = dir.join(format!("scripts/{env}.d"));
+    assert_eq!(
+        fs::read_link(tree.join("bin/demopkg-info")).unwrap(),
+        Path::new("../../launcher")
+    );
+    assert_eq!(
+        fs::read_link(tree.join(".inside/python3")).unwrap(),
+        Path::new(&format!("{prefix}/bin/python3"))
+    );
+    assert_eq!(
+        fs::read_link(tree.join("lib")).unwrap(),
+        Path::new(&format!("{prefix}/lib"))
+    );
+}
+
 #[test]
 fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     let tmp = tempfile::tempdir().unwrap();
@@ -103,7 +163,7 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     let text = stdout(&out);
 
     // The image: the env at <prefix>/<env> inside, with the system Python
-    // linked in when there is one, and the shell tools always.
+    // copied in when there is one, and the shell tools always.
     let image = EnvImage::open(&dir.join("envs/demo-1.0.sqsh")).unwrap();
     let bin = bin_names(&image, "/opt/conda/demo-1.0/bin");
     for tool in ["hello", "demo-info", "hi"] {
@@ -111,26 +171,15 @@ fn i12_demo_builds_a_whole_installation_and_runs_through_the_launcher() {
     }
     let python = Path::new("/usr/bin/python3").is_file();
     let run_bin = if python { "python3" } else { "hello" };
-    let activation = String::from_utf8(
-        image
-            .read_file(Path::new("/opt/conda/demo-1.0/etc/conda/activate.d/demo.sh"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let read = |inner: &str| String::from_utf8(image.read_file(Path::new(inner)).unwrap().unwrap()).unwrap();
+    let activation = read("/opt/conda/demo-1.0/etc/conda/activate.d/demo.sh");
+    // No PYTHONHOME anywhere: it would leak into every process the env starts.
+    assert!(!activation.contains("PYTHONHOME"), "{activation}");
+    let env_toml = fs::read_to_string(dir.join("scripts/demo-1.0.d/env.toml")).unwrap();
+    assert!(!env_toml.contains("PYTHONHOME"), "{env_toml}");
+    assert!(env_toml.contains("DEMO_DATA"), "{env_toml}");
     if python {
-        assert!(bin.contains(&"python3".to_string()), "{bin:?}");
-        assert_eq!(
-            image.kind_of(Path::new("/opt/conda/demo-1.0/bin/python3")),
-            Some(EntryKind::Symlink("/usr/bin/python3".into()))
-        );
-        // The standard library is reached through the env prefix (PYTHONHOME).
-        let lib = bin_names(&image, "/opt/conda/demo-1.0/lib");
-        assert!(lib.iter().any(|n| n.starts_with("python3.")), "{lib:?}");
-        assert!(
-            activation.contains("export PYTHONHOME=/opt/conda/demo-1.0\n"),
-            "{activation}"
-        );
+        assert_python_env(&image, &dir, "demo-1.0");
     }
     // Nothing made on the host.
     assert_eq!(Path::new("/opt/conda").exists(), opt_conda_existed);
@@ -265,6 +314,9 @@ fn i12_demo_packs_with_backhand_without_mksquashfs() {
     for tool in ["hello", "demo-info", "hi"] {
         assert!(bin.contains(&tool.to_string()), "{bin:?}");
     }
+    if Path::new("/usr/bin/python3").is_file() {
+        assert_python_env(&image, &dir, "demo-1.0");
+    }
     let hello = image
         .read_file(Path::new("/opt/conda/demo-1.0/bin/hello"))
         .unwrap()
@@ -291,6 +343,15 @@ fn i12_demo_packs_with_backhand_without_mksquashfs() {
         ] {
             assert!(listing.contains(want), "{want} not in\n{listing}");
         }
+        for want in [
+            "squashfs-root/opt/conda/demo-1.0/bin/python3 -> python3.",
+            "squashfs-root/opt/conda/demo-1.0/lib/python3/dist-packages/demopkg/__init__.py",
+        ] {
+            if !Path::new("/usr/bin/python3").is_file() {
+                break;
+            }
+            assert!(listing.contains(want), "{want} not in\n{listing}");
+        }
         let extracted = tmp.path().join("extracted");
         let out = Command::new(unsquashfs)
             .arg("-d")
@@ -300,6 +361,26 @@ fn i12_demo_packs_with_backhand_without_mksquashfs() {
             .unwrap();
         assert_success(&out);
         assert_eq!(fs::read(extracted.join("opt/conda/demo-1.0/bin/hello")).unwrap(), hello);
+        // The Python read back from the image runs where it lies: its own
+        // prefix, its package, a C module of its lib-dynload.
+        let python = extracted.join("opt/conda/demo-1.0/bin/python3");
+        if python.exists() {
+            let out = Command::new(&python)
+                .args([
+                    "-I",
+                    "-B",
+                    "-c",
+                    "import sys, _decimal, importlib.metadata as m; \
+                     print(sys.prefix, m.version('demopkg'), _decimal.__file__.startswith(sys.prefix + '/lib/'))",
+                ])
+                .env_clear()
+                .current_dir("/")
+                .output()
+                .unwrap();
+            assert_success(&out);
+            let prefix = fs::canonicalize(extracted.join("opt/conda/demo-1.0")).unwrap();
+            assert_eq!(stdout(&out), format!("{} 1.0 True\n", prefix.display()));
+        }
     }
 }
 
@@ -423,4 +504,61 @@ fn i12_l13_demo_base_is_a_base_real_runtimes_accept() {
         .unwrap();
     assert_success(&check);
     assert!(!stdout(&check).contains("problem:"), "{}", stdout(&check));
+}
+
+/// An ordinary user builds the same env (copying needs no privilege), with
+/// either packer. Run as root, switching to uid 2002.
+#[test]
+fn i12_demo_as_a_user_copies_the_python_with_both_packers() {
+    use std::os::unix::process::CommandExt;
+    const USER: u32 = 2002;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switches to uid {USER}; run the tests as root");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("installer-demo-user-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let root = tmp.path();
+    fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let installer = root.join("installer");
+    copy_exec(Path::new(env!("CARGO_BIN_EXE_installer")), &installer);
+    let launcher = stub_launcher(root);
+    let with_mksquashfs = tool_dir(root, &["mksquashfs"]);
+    let none = root.join("no-tools");
+    fs::create_dir(&none).unwrap();
+    let home = root.join("home");
+    fs::create_dir(&home).unwrap();
+    nix::unistd::chown(&home, Some(USER.into()), Some(USER.into())).unwrap();
+    for (name, path) in [("mksquashfs", &with_mksquashfs), ("backhand", &none)] {
+        let dir = home.join(format!("demo-{name}"));
+        let out = Command::new(&installer)
+            .arg("demo")
+            .arg(&dir)
+            .arg("--launcher")
+            .arg(&launcher)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &home)
+            .current_dir(&home)
+            .uid(USER)
+            .gid(USER)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let text = stdout(&out);
+        assert!(!stderr(&out).contains("shell tools only"), "{}", stderr(&out));
+        if name == "backhand" || !path.join("mksquashfs").exists() {
+            assert!(text.contains("with the backhand library"), "{text}");
+        } else {
+            assert!(text.contains("with mksquashfs ("), "{text}");
+        }
+        let image = EnvImage::open(&dir.join("envs/demo-1.0.sqsh")).unwrap();
+        if Path::new("/usr/bin/python3").is_file() {
+            assert_python_env(&image, &dir, "demo-1.0");
+        }
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(dir.join("envs/demo-1.0.sqsh")).unwrap().uid(), USER);
+    }
 }
