@@ -336,9 +336,9 @@ fn m4_pbs_tmrsh_remote_starts_rebuild_the_same_container() {
         return;
     };
     let pbs_tmrsh = cluster.mpi_link("pbs_tmrsh");
-    // --noprefix: with OpenMPI's automatic prefix the remote command is a
-    // shell line (`PATH=…; export PATH; …; orted …`), which L16 cannot
-    // carry (docs/admin-guide.md, "Multi-node").
+    // --noprefix: the remote command is ` orted …` (a leading space and
+    // quoted values, written for a shell); the automatic-prefix case is the
+    // next test. L16 runs either through /bin/sh inside (docs/admin-guide.md).
     let out = mpirun(&cluster, &["--noprefix"], &[("OMPI_MCA_plm_rsh_agent", &pbs_tmrsh)]);
     out.assert_success();
     let ranks = assert_ranks_everywhere_inside(&out, &cluster);
@@ -354,7 +354,8 @@ fn m4_pbs_tmrsh_remote_starts_rebuild_the_same_container() {
         );
     }
     // Each remote start went through the builtin: the env's launcher, the
-    // runtime, the overlay list and PATH of the container on n1, then orted.
+    // runtime, the overlay list and PATH of the container on n1, then orted
+    // (through /bin/sh -c).
     let calls = fs::read_to_string(&cluster.pbs_tmrsh_log).unwrap_or_default();
     let launcher = cluster.mpi_link("launcher");
     let image = format!("{}/mpi-1.0.sqsh", "envs");
@@ -374,8 +375,10 @@ fn m4_pbs_tmrsh_remote_starts_rebuild_the_same_container() {
         assert!(overlays.ends_with(&image), "{call}");
         let path = words[words.iter().position(|w| *w == "--path").unwrap() + 1];
         assert_eq!(path, local.get("path"), "{call}");
+        // OpenMPI wrote the daemon's command for a shell: L16 hands it to
+        // /bin/sh inside the remote container.
         let command_at = words.iter().position(|w| *w == "--").unwrap() + 1;
-        assert_eq!(words[command_at], "orted", "{call}");
+        assert_eq!(words[command_at..command_at + 3], ["/bin/sh", "-c", "orted"], "{call}");
     }
     hosts.sort();
     assert_eq!(hosts, ["n2", "n3"], "{calls}");
@@ -556,10 +559,9 @@ fn m6_unreadable_image_on_one_node_and_scancel() {
 
 /// M4 as users would run it, with OpenMPI's automatic `--prefix` (which the
 /// launcher's absolute `argv[0]` turns on): the remote command is then one
-/// shell line, `PATH=…:$PATH ; export PATH ; … orted …`, and the L16
-/// rewrite puts the launcher in front of it as if it were a command name.
+/// shell line, `PATH=…:$PATH ; export PATH ; … orted …`, which the L16
+/// builtin hands to `/bin/sh -c` inside the remote container.
 #[test]
-#[ignore = "launcher: L16 cannot carry OpenMPI's prefixed shell line (issue 12 report); M4 uses --noprefix"]
 fn m4_pbs_tmrsh_with_openmpis_automatic_prefix() {
     let Some(cluster) = Cluster::start("m4_pbs_tmrsh_with_openmpis_automatic_prefix") else {
         return;
@@ -574,7 +576,6 @@ fn m4_pbs_tmrsh_with_openmpis_automatic_prefix() {
 /// `ssh` link must run the host's ssh even when the env ships an `ssh` of
 /// its own (conda's openssh), which inside comes first on `PATH`.
 #[test]
-#[ignore = "launcher: L8 inside runs the env's own ssh when it has one (issue 12 report)"]
 fn l8_ssh_from_inside_is_the_hosts_even_when_the_env_ships_one() {
     let test = "l8_ssh_from_inside_is_the_hosts_even_when_the_env_ships_one";
     let Some(bed) = support::bed::Bed::for_test(test) else {

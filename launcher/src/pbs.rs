@@ -86,8 +86,42 @@ pub fn remote_args(call: &PbsCall, remote: &Remote) -> Vec<OsString> {
         out.push(path.into());
     }
     out.push("--".into());
-    out.extend(call.command.iter().cloned());
+    match shell_line(&call.command) {
+        // What ssh would do with it: the remote shell reads the words joined.
+        Some(line) => out.extend([OsString::from("/bin/sh"), OsString::from("-c"), line]),
+        None => out.extend(call.command.iter().cloned()),
+    }
     out
+}
+
+/// The remote command when it is written for a shell, as OpenMPI writes it
+/// for any rsh agent (`PATH=…:$PATH ; export PATH ; … orted …`, or ` orted`
+/// with a leading space under `--noprefix`): the words joined by spaces, as
+/// ssh would hand them to the remote shell. `None` for a plain command,
+/// which keeps its exact arguments (L20).
+pub fn shell_line(command: &[OsString]) -> Option<OsString> {
+    let first = command.first()?.as_bytes();
+    let assignment = first.iter().position(|&b| b == b'=').is_some_and(|eq| {
+        eq > 0
+            && !first[0].is_ascii_digit()
+            && first[..eq].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    });
+    let separator = command.iter().any(|w| {
+        let w = w.as_bytes();
+        matches!(w, b";" | b"&&" | b"||" | b"|") || w.ends_with(b";")
+    });
+    let leading_space = first.first().is_some_and(u8::is_ascii_whitespace);
+    if !(assignment || separator || leading_space) {
+        return None;
+    }
+    let mut line = OsString::new();
+    for (i, word) in command.iter().enumerate() {
+        if i > 0 {
+            line.push(" ");
+        }
+        line.push(word);
+    }
+    Some(line)
 }
 
 #[cfg(test)]
@@ -96,6 +130,30 @@ mod tests {
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn l16_openmpis_shell_lines_run_through_a_shell() {
+        // OpenMPI's automatic --prefix, and --noprefix's leading space.
+        let prefixed = os(&["PATH=/s/e.d/bin:$PATH", ";", "export", "PATH", ";", "/s/e.d/bin/orted", "-mca", "x", "\"1\""]);
+        assert_eq!(
+            shell_line(&prefixed).unwrap(),
+            "PATH=/s/e.d/bin:$PATH ; export PATH ; /s/e.d/bin/orted -mca x \"1\""
+        );
+        assert!(shell_line(&os(&[" orted", "-mca", "x"])).is_some());
+        let call = parse(&os(&["node1", " orted", "-mca"])).unwrap();
+        let remote = Remote {
+            launcher: Path::new("/s/e.d/bin/launcher"),
+            runtime: None,
+            overlay_path: OsStr::new(""),
+            path: None,
+        };
+        let args = remote_args(&call, &remote);
+        assert_eq!(args[args.len() - 3..], os(&["/bin/sh", "-c", " orted -mca"]));
+        // Plain commands keep their exact words.
+        for plain in [&["hostname", "-f"][..], &["python3", "-c", "a=1; print(a)"], &["/bin/echo", "x=y"]] {
+            assert_eq!(shell_line(&os(plain)), None, "{plain:?}");
+        }
     }
 
     #[test]

@@ -497,7 +497,7 @@ impl Planner<'_> {
             return self.pbs_tmrsh(launch, inside).map(Action::Exec);
         }
         if command_config.is_some_and(|c| c.host) {
-            return self.host_command(launch).map(Action::Exec);
+            return self.host_command(launch, inside).map(Action::Exec);
         }
         if inside {
             return match launch.direct {
@@ -567,7 +567,7 @@ impl Planner<'_> {
 
     /// L7: the command from `PATH`, skipping launcher links.
     fn inside_direct(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
-        let program = self.lookup_not_launcher(launch)?;
+        let program = self.lookup_not_launcher(launch, None)?;
         let mut argv = vec![launch.command.clone()];
         argv.extend(launch.args.iter().cloned());
         let mut plan = ExecPlan::new(program, argv);
@@ -576,9 +576,10 @@ impl Planner<'_> {
     }
 
     /// L8: a host command, on either side: the first of that name on `PATH`
-    /// that is not a launcher link.
-    fn host_command(&mut self, launch: &Launch) -> Result<ExecPlan, LaunchError> {
-        let program = self.lookup_not_launcher(launch)?;
+    /// that is not a launcher link — inside, nor an env's own program (an env
+    /// that ships `ssh` must not take the host's place, issue 12).
+    fn host_command(&mut self, launch: &Launch, inside: bool) -> Result<ExecPlan, LaunchError> {
+        let program = self.lookup_host_program(launch, inside)?;
         self.note(|| format!("host command: exec {}", program.display()));
         let mut argv = vec![launch.command.clone()];
         argv.extend(launch.args.iter().cloned());
@@ -587,9 +588,31 @@ impl Planner<'_> {
         Ok(plan)
     }
 
-    /// Find `launch.command` on `PATH`, skipping every launcher link; a name
-    /// with a `/` is taken as it is.
-    fn lookup_not_launcher(&mut self, launch: &Launch) -> Result<PathBuf, LaunchError> {
+    /// A host program (L8, L16): as `lookup_not_launcher`, and inside the
+    /// container also skipping every `PATH` entry below the container prefix.
+    fn lookup_host_program(&mut self, launch: &Launch, inside: bool) -> Result<PathBuf, LaunchError> {
+        if !inside {
+            return self.lookup_not_launcher(launch, None);
+        }
+        let prefix = launch.config.container.prefix.as_os_str().as_bytes();
+        let host_only: Vec<&OsStr> = launch
+            .path_var(self.vars)
+            .map(|p| {
+                crate::invocation::split_path_list(p)
+                    .filter(|dir| {
+                        let dir = dir.as_bytes();
+                        !(dir.starts_with(prefix) && dir.get(prefix.len()) == Some(&b'/'))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let joined = std::env::join_paths(host_only).unwrap_or_default();
+        self.lookup_not_launcher(launch, Some(&joined))
+    }
+
+    /// Find `launch.command` on `PATH` (or `path_override`), skipping every
+    /// launcher link; a name with a `/` is taken as it is.
+    fn lookup_not_launcher(&mut self, launch: &Launch, path_override: Option<&OsStr>) -> Result<PathBuf, LaunchError> {
         let command = &launch.command;
         if command.as_bytes().contains(&b'/') {
             let path = PathBuf::from(command);
@@ -606,7 +629,7 @@ impl Planner<'_> {
             };
         }
         let launcher = self.launcher_stat(&launch.launcher);
-        let path_var = launch.path_var(self.vars);
+        let path_var = path_override.or_else(|| launch.path_var(self.vars));
         search_path(command, path_var, self.probe, |s| {
             !launcher.is_some_and(|l| l.same_file(s))
         })
@@ -695,7 +718,7 @@ impl Planner<'_> {
     /// L16: rewrite a `pbs_tmrsh` call so the remote side re-enters the
     /// same container, then exec the real `pbs_tmrsh`.
     fn pbs_tmrsh(&mut self, launch: &Launch, inside: bool) -> Result<ExecPlan, LaunchError> {
-        let program = self.lookup_not_launcher(launch)?;
+        let program = self.lookup_host_program(launch, inside)?;
         let mut argv = vec![launch.command.clone()];
         match pbs::parse(&launch.args) {
             Some(call) => {

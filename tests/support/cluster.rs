@@ -293,14 +293,15 @@ impl Cluster {
                  # pbs_tmrsh stand-in on the test cluster: PBS's remote shell, built on ssh.\n\
                  # pbs_tmrsh [-n] [-l USER|-lUSER] HOST [-n] [-l USER] CMD ARGS...: CMD ARGS start\n\
                  # on HOST with none of the caller's environment (env -i), as a PBS remote\n\
-                 # start does. As with ssh (and OpenMPI's rsh launcher relies on it), the\n\
-                 # words are joined and read by the remote user's shell.\n\
+                 # start does. Like PBS's tm_spawn, and unlike ssh, it runs CMD ARGS as\n\
+                 # given, no shell: each word is quoted for the ssh transport.\n\
                  skip() {{ n=0; while [ $# -gt 0 ]; do case \"$1\" in -n) shift; n=$((n+1));; -l) shift 2; n=$((n+2));; -l?*) shift; n=$((n+1));; *) break;; esac; done; }}\n\
                  skip \"$@\"; shift $n\n\
                  host=$1; shift\n\
                  skip \"$@\"; shift $n\n\
                  echo \"pbs_tmrsh $host: $*\" >> {log}\n\
-                 exec /usr/bin/ssh -F {config} -- \"$host\" \"exec /usr/bin/env -i $*\"\n",
+                 q=; for a in \"$@\"; do q=\"$q '$(printf '%s' \"$a\" | sed \"s/'/'\\\\\\\\''/g\")'\"; done\n\
+                 exec /usr/bin/ssh -F {config} -- \"$host\" \"exec /usr/bin/env -i$q\"\n",
                 log = self.pbs_tmrsh_log.display(),
                 config = self.ssh_config.display()
             ),
