@@ -77,6 +77,7 @@ pub fn run(site: &Site, only: &[String], opts: &Options, ui: &Ui) -> Report {
     }
     check_aliases(site, &mut report);
     check_interrupted_deploys(site, &mut report);
+    check_leftovers(site, modules, &mut report);
     for path in swap::leftovers(&site.scripts) {
         report.warning(format!(
             "{}: left by an interrupted installer run; the next `installer farm` removes it",
@@ -441,12 +442,39 @@ fn check_interrupted_deploys(site: &Site, report: &mut Report) {
                     "{}: left by an interrupted rollback of {env}; `installer rollback --env {env}` or the next deploy of {env} removes it",
                     entry.path().display()
                 ));
-            } else if name.starts_with('.') && name.contains(".sqsh.new-") {
-                report.warning(format!(
-                    "{}: left by an interrupted deploy; the next deploy of that env removes it",
-                    entry.path().display()
-                ));
             }
+        }
+    }
+}
+
+/// Temporary files of killed runs in `<envs>`, the backup and the modules
+/// directory (`leftovers`); while another run holds a directory's lock,
+/// they may be that run's own, and the warning says so.
+fn check_leftovers(site: &Site, modules: Option<&Path>, report: &mut Report) {
+    for (dir, place) in crate::leftovers::shared_dirs(site, None, modules) {
+        let found = crate::leftovers::find(&dir, place);
+        if found.is_empty() {
+            continue;
+        }
+        let running = crate::lock::holder(&dir)
+            .map(|who| {
+                format!(
+                    " (or of the run that holds {} now: {who})",
+                    dir.join(crate::lock::LOCK_FILE_NAME).display()
+                )
+            })
+            .unwrap_or_default();
+        for leftover in found {
+            let fix = if leftover.removable {
+                "the next `installer farm`, `deploy` or `rollback` removes it"
+            } else {
+                "remove it by hand once no `installer pack` writes it"
+            };
+            report.warning(format!(
+                "{}: {}, left by an interrupted run{running}; {fix}",
+                leftover.path.display(),
+                leftover.what
+            ));
         }
     }
 }

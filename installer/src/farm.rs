@@ -277,6 +277,12 @@ fn build(
         swap::remove_any(&path).map_err(|e| InstallError::io(&path, e))?;
         ui.info(format!("removed {}, left by an interrupted run", path.display()));
     }
+    // And in the shared directories it could lock (a `deploy` calling this
+    // has cleaned them already).
+    if let Some(lock) = &_lock {
+        let dirs = crate::leftovers::shared_dirs(site, None, opts.modules.as_deref());
+        crate::leftovers::clean(&dirs, lock, ui)?;
+    }
     let plans = plan(site, envs, ui)?;
 
     if let Some(bytes) = &launcher_bytes {

@@ -29,6 +29,7 @@ pub mod generations;
 pub mod image;
 pub mod kernels;
 pub mod lifecycle;
+pub mod leftovers;
 pub mod lock;
 pub mod manifest;
 pub mod modulefile;

@@ -189,6 +189,18 @@ fn take(file: File, path: PathBuf, wait: bool, on_wait: &dyn Fn(&str)) -> Result
     Ok(ScriptsLock { _lock: lock, path })
 }
 
+/// Who holds the lock of `dir` now, if anyone: tested with a shared
+/// non-blocking `flock` of the lock file opened read-only (`check`, which
+/// changes nothing and may run as a user who cannot write `dir`).
+pub fn holder(dir: &Path) -> Option<String> {
+    let file = File::open(dir.join(LOCK_FILE_NAME)).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, Errno::EWOULDBLOCK)) => Some(describe_holder(&mut file)),
+        Err(_) => None,
+    }
+}
+
 fn lock_error(path: &Path, errno: Errno) -> InstallError {
     InstallError::Io {
         path: path.to_path_buf(),
@@ -247,6 +259,19 @@ mod tests {
             "{err}"
         );
         drop(first);
+        acquire(dir.path(), false, |_| panic!("must not wait")).unwrap();
+    }
+
+    #[test]
+    fn holder_is_named_only_while_the_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()), None, "no lock file yet");
+        let held = acquire(dir.path(), false, |_| {}).unwrap();
+        let who = holder(dir.path()).expect("held");
+        assert!(who.contains(&format!("pid {}", std::process::id())), "{who}");
+        drop(held);
+        assert_eq!(holder(dir.path()), None);
+        // Asking took no lock: the next run gets it at once.
         acquire(dir.path(), false, |_| panic!("must not wait")).unwrap();
     }
 

@@ -59,6 +59,7 @@ pub fn install_file(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
         temp.as_file().sync_all()
     };
     write(&mut temp).map_err(|e| InstallError::io(temp.path(), e))?;
+    crate::fault::after(&format!("temp:{name}"));
     temp.persist(dest).map_err(|e| InstallError::io(dest, e.error))?;
     sync_dir(dir)?;
     Ok(true)
