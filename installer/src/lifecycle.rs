@@ -30,9 +30,9 @@ pub struct BuildArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Compression of the image (docs/performance.md: zstd packs fast and
-    /// reads fastest from a cold cache).
-    #[arg(long, value_enum, default_value = "zstd")]
+    /// Compression of the image (as `pack`; docs/performance.md: gzip is
+    /// near zstd's size, packs faster and imports faster from a cold cache).
+    #[arg(long, value_enum, default_value = "gzip")]
     pub compression: Compression,
     /// <container_prefix>. Default: container.prefix of the config when
     /// --scripts/--config is given, else /opt/conda.
