@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use launcher::config::ENV_FILE_NAME;
+use launcher::config::{FlavourSetting, ENV_FILE_NAME};
 
 use crate::base::{self, SandboxFs};
 use crate::farm::desired_tree;
@@ -101,6 +101,54 @@ fn check_launcher(site: &Site, report: &mut Report) {
 }
 
 fn check_runtime(site: &Site, report: &mut Report) {
+    if site.config.runtime.flavour == FlavourSetting::Native {
+        check_native_runtime(site, report);
+    } else {
+        check_container_runtime(site, report);
+    }
+    match &site.config.runtime.image {
+        None => report.problem(format!(
+            "runtime.image (the base image) is not set in {}",
+            site.config_source.display()
+        )),
+        Some(image) if !image.exists() => {
+            report.problem(format!("base image {} (runtime.image) not found", image.display()))
+        }
+        Some(_) => {}
+    }
+}
+
+/// `runtime.flavour = "native"`: the runtime is the launcher itself (or the
+/// launcher binary `runtime.path` names), so nothing is looked for on
+/// `PATH`; what the native runtime needs here is reported instead (as
+/// root: loop devices; as a user: user namespaces, `/dev/fuse`,
+/// `squashfuse`), as info and warning lines.
+fn check_native_runtime(site: &Site, report: &mut Report) {
+    if let Some(path) = &site.config.runtime.path {
+        match OsProbe.stat(path) {
+            Ok(s) if s.is_executable_file() => {}
+            Ok(_) => report.problem(format!(
+                "runtime {} (runtime.path: the launcher binary the native runtime runs as) is not an executable file",
+                path.display()
+            )),
+            Err(e) => report.problem(format!(
+                "runtime {} (runtime.path: the launcher binary the native runtime runs as): {}",
+                path.display(),
+                crate::error::io_reason(&e)
+            )),
+        }
+    }
+    let native = runtime::NativeHost::probe().report();
+    for line in native.infos {
+        report.info(line);
+    }
+    for line in native.warnings {
+        report.warning(line);
+    }
+}
+
+/// Apptainer or Singularity: `runtime.path`, else on `PATH` (L9).
+fn check_container_runtime(site: &Site, report: &mut Report) {
     match runtime::find(&site.config) {
         Ok(rt) => {
             if rt.flavour.is_none() {
@@ -112,16 +160,6 @@ fn check_runtime(site: &Site, report: &mut Report) {
             check_runtime_product(&rt, report);
         }
         Err(why) => report.problem(format!("no container runtime: {why}")),
-    }
-    match &site.config.runtime.image {
-        None => report.problem(format!(
-            "runtime.image (the base image) is not set in {}",
-            site.config_source.display()
-        )),
-        Some(image) if !image.exists() => {
-            report.problem(format!("base image {} (runtime.image) not found", image.display()))
-        }
-        Some(_) => {}
     }
 }
 
@@ -532,7 +570,10 @@ fn check_permissions(site: &Site, envs: &[String], modules: Option<&Path>, repor
             files.push(image.clone());
         }
     }
-    if let Ok(rt) = runtime::find(&site.config) {
+    // The native runtime with no runtime.path is the launcher: checked above.
+    let native_is_launcher =
+        site.config.runtime.flavour == FlavourSetting::Native && site.config.runtime.path.is_none();
+    if let Some(rt) = runtime::find(&site.config).ok().filter(|_| !native_is_launcher) {
         dirs.extend(rt.path.parent().map(Path::to_path_buf));
         if let Some(real_dir) = std::fs::canonicalize(&rt.path)
             .ok()

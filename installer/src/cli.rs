@@ -246,7 +246,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "PATH")]
     pub launcher: Option<PathBuf>,
     /// Container runtime to run the demo command with (written into the
-    /// demo's launcher.toml). Default: apptainer or singularity on PATH.
+    /// demo's launcher.toml). Default: apptainer or singularity on PATH,
+    /// else the launcher's native runtime.
     #[arg(long, value_name = "PATH")]
     pub runtime: Option<PathBuf>,
     /// Name of the generated environment.

@@ -218,9 +218,175 @@ fn setuid_disallowed(prefix: &std::path::Path, name: &str) -> Option<PathBuf> {
         .then_some(conf)
 }
 
+/// What the launcher's own runtime (`runtime.flavour = "native"`) needs on
+/// this host, as `installer check` reports it: as root, loop devices; as an
+/// ordinary user, unprivileged user namespaces, a `/dev/fuse` users can open
+/// and `squashfuse` on `PATH` (docs/native-runtime.md). Facts read from the
+/// host by [`NativeHost::probe`], judged by [`NativeHost::report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeHost {
+    /// `/dev/loop-control` exists.
+    pub loop_control: bool,
+    /// `user.max_user_namespaces`.
+    pub max_user_namespaces: Option<u64>,
+    /// `kernel.unprivileged_userns_clone` (Debian, Ubuntu kernels).
+    pub unprivileged_userns_clone: Option<u64>,
+    /// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu ≥ 23.10).
+    pub apparmor_restrict_userns: Option<u64>,
+    /// `/dev/fuse`'s permission bits, when it is a character device.
+    pub dev_fuse_mode: Option<u32>,
+    /// `squashfuse` on `PATH`.
+    pub squashfuse: Option<PathBuf>,
+}
+
+/// `info:` and `warning:` lines about the native runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeReport {
+    pub infos: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl NativeHost {
+    /// Read the facts from this host (`PATH` of the caller for squashfuse,
+    /// as the launcher looks it up).
+    pub fn probe() -> NativeHost {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let sysctl = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+        };
+        NativeHost {
+            loop_control: std::path::Path::new("/dev/loop-control").exists(),
+            max_user_namespaces: sysctl("/proc/sys/user/max_user_namespaces"),
+            unprivileged_userns_clone: sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
+            apparmor_restrict_userns: sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+            dev_fuse_mode: std::fs::metadata("/dev/fuse")
+                .ok()
+                .filter(|m| m.file_type().is_char_device())
+                .map(|m| m.permissions().mode() & 0o7777),
+            squashfuse: which("squashfuse"),
+        }
+    }
+
+    /// One `info:` line naming the runtime, one per way of mounting that
+    /// works here, and a `warning:` per thing a way lacks.
+    pub fn report(&self) -> NativeReport {
+        let mut report = NativeReport::default();
+        report.infos.push(
+            "runtime: the launcher's own native runtime (runtime.flavour = \"native\"): \
+             no apptainer or singularity needed"
+                .to_string(),
+        );
+        if self.loop_control {
+            report
+                .infos
+                .push("native runtime as root: kernel squashfs on loop devices (/dev/loop-control)".to_string());
+        } else {
+            report.warnings.push(
+                "native runtime as root: /dev/loop-control not found: no loop devices to mount the images on \
+                 (load the loop module)"
+                    .to_string(),
+            );
+        }
+        let mut user_missing = Vec::new();
+        let off = [
+            ("user.max_user_namespaces", self.max_user_namespaces, 0),
+            ("kernel.unprivileged_userns_clone", self.unprivileged_userns_clone, 0),
+            (
+                "kernel.apparmor_restrict_unprivileged_userns",
+                self.apparmor_restrict_userns,
+                1,
+            ),
+        ];
+        for (name, value, bad) in off {
+            if value == Some(bad) {
+                user_missing.push(format!("unprivileged user namespaces are off ({name} = {bad})"));
+            }
+        }
+        match self.dev_fuse_mode {
+            None => user_missing.push("/dev/fuse not found (load the fuse module)".to_string()),
+            Some(mode) if mode & 0o006 != 0o006 => user_missing.push(format!(
+                "/dev/fuse is not usable by users (mode {mode:04o}; distributions ship it 0666)"
+            )),
+            Some(_) => {}
+        }
+        match &self.squashfuse {
+            None => user_missing.push("squashfuse not found on PATH (Debian: apt-get install squashfuse)".to_string()),
+            Some(path) if user_missing.is_empty() => report.infos.push(format!(
+                "native runtime as a user: a user namespace and squashfuse ({}): user namespaces allowed, \
+                 /dev/fuse usable",
+                path.display()
+            )),
+            Some(_) => {}
+        }
+        for why in user_missing {
+            report.warnings.push(format!(
+                "native runtime as a user: {why}: ordinary users' launches fail"
+            ));
+        }
+        report
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ready() -> NativeHost {
+        NativeHost {
+            loop_control: true,
+            max_user_namespaces: Some(63_000),
+            unprivileged_userns_clone: None,
+            apparmor_restrict_userns: Some(0),
+            dev_fuse_mode: Some(0o666),
+            squashfuse: Some("/usr/bin/squashfuse".into()),
+        }
+    }
+
+    #[test]
+    fn native_runtime_ready_for_root_and_users_is_info_only() {
+        let report = ready().report();
+        assert!(report.warnings.is_empty(), "{report:?}");
+        assert_eq!(report.infos.len(), 3, "{report:?}");
+        assert!(report.infos[0].contains("native runtime (runtime.flavour = \"native\")"));
+        assert!(report.infos[1].contains("as root: kernel squashfs on loop devices"));
+        assert!(report.infos[2].contains("as a user: a user namespace and squashfuse (/usr/bin/squashfuse)"));
+    }
+
+    #[test]
+    fn native_runtime_lacks_are_warnings_naming_the_fix() {
+        let host = NativeHost {
+            loop_control: false,
+            max_user_namespaces: Some(0),
+            unprivileged_userns_clone: Some(0),
+            apparmor_restrict_userns: Some(1),
+            dev_fuse_mode: Some(0o600),
+            squashfuse: None,
+        };
+        let report = host.report();
+        assert_eq!(report.infos.len(), 1, "{report:?}");
+        let all = report.warnings.join("\n");
+        for want in [
+            "as root: /dev/loop-control not found",
+            "user.max_user_namespaces = 0",
+            "kernel.unprivileged_userns_clone = 0",
+            "kernel.apparmor_restrict_unprivileged_userns = 1",
+            "/dev/fuse is not usable by users (mode 0600",
+            "squashfuse not found on PATH",
+        ] {
+            assert!(all.contains(want), "{want} not in\n{all}");
+        }
+        assert_eq!(report.warnings.len(), 6);
+        let no_fuse = NativeHost {
+            dev_fuse_mode: None,
+            ..ready()
+        };
+        assert_eq!(
+            no_fuse.report().warnings,
+            ["native runtime as a user: /dev/fuse not found (load the fuse module): ordinary users' launches fail"]
+        );
+    }
 
     #[test]
     fn versions() {

@@ -125,6 +125,83 @@ fn i10_no_runtime_and_no_base_image() {
     assert_problem(&out, "base image");
 }
 
+/// `runtime.flavour = "native"`: the launcher itself is the runtime, so no
+/// apptainer or singularity anywhere is not "no container runtime". The
+/// native runtime is reported instead, with what it needs here: as root,
+/// loop devices; as a user, user namespaces, a usable /dev/fuse and
+/// squashfuse on PATH (info lines for what is there, warnings for what is
+/// not: the run still passes).
+#[test]
+fn i10_native_runtime_is_reported_not_a_missing_runtime() {
+    let f = installed();
+    f.write_config_with("flavour = \"native\"\n", "");
+    let bare = f.root().join("bare-path");
+    fs::create_dir(&bare).unwrap();
+    let check_with_path = |path: &std::path::Path| f.installer().arg("check").env("PATH", path).output().unwrap();
+    let out = check_with_path(&bare);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(!text.contains("no container runtime"), "{text}");
+    assert!(!text.contains("runtime.path"), "{text}");
+    assert!(
+        text.contains("info: runtime: the launcher's own native runtime (runtime.flavour = \"native\")"),
+        "{text}"
+    );
+    let root_line = text
+        .lines()
+        .find(|l| l.contains("native runtime as root: "))
+        .unwrap_or_else(|| panic!("nothing about root:\n{text}"));
+    if std::path::Path::new("/dev/loop-control").exists() {
+        assert!(
+            root_line.starts_with("info: ") && root_line.contains("loop devices"),
+            "{text}"
+        );
+    } else {
+        assert!(root_line.starts_with("warning: "), "{text}");
+    }
+    // No squashfuse on this PATH: ordinary users' launches would fail.
+    assert!(
+        text.lines().any(|l| l
+            == "warning: native runtime as a user: squashfuse not found on PATH \
+                (Debian: apt-get install squashfuse): ordinary users' launches fail"),
+        "{text}"
+    );
+    // With squashfuse on PATH that warning goes; where user namespaces and
+    // /dev/fuse work too, an info line says how users' launches mount.
+    if let Some(squashfuse) = ["/usr/bin/squashfuse", "/bin/squashfuse"]
+        .map(std::path::Path::new)
+        .into_iter()
+        .find(|p| p.is_file())
+    {
+        let with = f.root().join("with-squashfuse");
+        fs::create_dir(&with).unwrap();
+        symlink(squashfuse, with.join("squashfuse")).unwrap();
+        let out = check_with_path(&with);
+        assert_success(&out);
+        let text = stdout(&out);
+        assert!(!text.contains("squashfuse not found"), "{text}");
+        let user_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("native runtime as a user: "))
+            .collect();
+        assert!(!user_lines.is_empty(), "{text}");
+        if user_lines.iter().all(|l| l.starts_with("info: ")) {
+            assert_eq!(
+                user_lines,
+                [format!(
+                    "info: native runtime as a user: a user namespace and squashfuse ({}): \
+                     user namespaces allowed, /dev/fuse usable",
+                    with.join("squashfuse").display()
+                )]
+            );
+        }
+    }
+    // `runtime.path` with the native flavour names the launcher binary that
+    // serves as the runtime: it must be there.
+    f.write_config_with("flavour = \"native\"\npath = \"../no-such-launcher\"\n", "");
+    assert_problem(&check_with_path(&bare), "no-such-launcher");
+}
+
 #[test]
 fn i10_image_problems_and_missing_trees() {
     let f = installed();
