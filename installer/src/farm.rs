@@ -100,6 +100,8 @@ pub struct Desired {
     pub tree: Tree,
     /// Image bin entries that get no link.
     pub skipped: Vec<Skipped>,
+    /// Override files that get no link: the launcher would refuse them (L19).
+    pub refused_overrides: Vec<RefusedOverride>,
     /// The activation variables written into `env.toml` (I7).
     pub activation: Activation,
 }
@@ -158,7 +160,8 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
             tree.insert(inside.join(name), link.clone());
         }
     }
-    for (name, target) in override_links(site, env) {
+    let (overrides, refused_overrides) = override_links(site, env);
+    for (name, target) in overrides {
         tree.insert("overrides", Node::dir());
         tree.insert(Path::new("overrides").join(name), Node::link(target));
     }
@@ -167,15 +170,34 @@ pub fn desired_tree(site: &Site, env: &str, image: &EnvImage) -> Result<Desired>
     Ok(Desired {
         tree,
         skipped,
+        refused_overrides,
         activation,
     })
+}
+
+/// An override file the farm does not link, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedOverride {
+    pub path: PathBuf,
+    /// The launcher's own refusal (one line) and its hint.
+    pub why: String,
 }
 
 /// Links for `<env>.d/overrides/`: every visible file of
 /// `<scripts>/overrides/`, then of `<scripts>/overrides/<env>/` (which wins
 /// for a name in both). Targets are relative to `<env>.d/overrides/`.
-fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
+///
+/// A file the launcher would refuse (L19, `launcher::trust`, as a file
+/// looked up in case it exists, the installation's owner being the owner
+/// of `<scripts>`) gets no link: writable by others, owned by someone
+/// else, in a directory others can write (sticky or not), or behind such a
+/// directory or link. Those are returned apart, for a warning.
+fn override_links(site: &Site, env: &str) -> (Vec<(OsString, PathBuf)>, Vec<RefusedOverride>) {
+    use launcher::trust::{Lookup, Owner, Request};
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&site.scripts).map_or(0, |m| m.uid());
     let mut links = std::collections::BTreeMap::new();
+    let mut refused = Vec::new();
     let site_dir = site.overrides_dir();
     for (dir, rel) in [
         (site_dir.clone(), PathBuf::from("../../overrides")),
@@ -188,10 +210,29 @@ fn override_links(site: &Site, env: &str) -> Vec<(OsString, PathBuf)> {
             if is_dir || link_name_problem(&name, "").is_some() {
                 continue;
             }
+            let path = entry.path();
+            let request = Request {
+                path: &path,
+                what: "override script",
+                lookup: Lookup::Optional,
+                known: None,
+                owner: Owner::Uid(owner),
+            };
+            if let Err(e) = launcher::trust::check(&launcher::probe::OsProbe, &request) {
+                let hint = e
+                    .hint()
+                    .map(|h| format!("; {}", h.trim_start_matches("hint: ")))
+                    .unwrap_or_default();
+                refused.push(RefusedOverride {
+                    path,
+                    why: format!("{e}{hint}"),
+                });
+                continue;
+            }
             links.insert(name.clone(), rel.join(&name));
         }
     }
-    links.into_iter().collect()
+    (links.into_iter().collect(), refused)
 }
 
 /// `<env>.d/env.toml` (I7, schema `launcher::config::EnvFacts`).
@@ -367,6 +408,13 @@ fn plan(site: &Site, envs: Option<&[String]>, ui: &Ui) -> Result<Vec<(String, Tr
                 image.path().display(),
                 shown(&s.name),
                 s.why
+            ));
+        }
+        for r in &desired.refused_overrides {
+            ui.warn(format!(
+                "{}: not linked into {env}.d/overrides (L19): {}",
+                r.path.display(),
+                r.why
             ));
         }
         for n in &desired.activation.not_captured {
