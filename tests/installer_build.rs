@@ -349,3 +349,103 @@ fn update_that_uninstalls_packs_an_image_without_the_package() {
     assert!(manifest.contains("from_sha256 = "), "{manifest}");
     site.assert_no_mounts_left();
 }
+
+/// As an ordinary user (uid 2002): `build` in a user namespace, `update`
+/// with squashfuse and overlayfs in a user namespace; a file the update
+/// deletes is not in the new image; no build directory is left.
+#[test]
+fn build_and_update_as_an_ordinary_user() {
+    const TEST: &str = "build_and_update_as_an_ordinary_user";
+    use std::os::unix::process::CommandExt;
+    const USER: u32 = 2002;
+    let reason = missing().or_else(|| {
+        let userns = Command::new("/usr/bin/unshare")
+            .args(["--user", "--map-current-user", "true"])
+            .uid(USER)
+            .gid(USER)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !userns {
+            Some("unprivileged user namespaces are off".into())
+        } else if prereq::find_on_path("squashfuse").is_none() {
+            Some("squashfuse not found (apt-get install squashfuse)".into())
+        } else {
+            None
+        }
+    });
+    if !prereq::allowed(TEST, reason) {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("installer-user-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let work = dir.path();
+    fs::set_permissions(work, fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::chown(work, Some(USER.into()), Some(USER.into())).unwrap();
+    // The installer where the user can run it.
+    let installer = work.join("installer");
+    support::files::copy_executable(&binaries::installer().unwrap(), &installer).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&installer)
+            .args(args)
+            .env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .env("HOME", work)
+            .current_dir(work)
+            .uid(USER)
+            .gid(USER)
+            .output()
+            .unwrap()
+    };
+    check(
+        &run(&[
+            "build",
+            "--env",
+            "u-1",
+            "--",
+            "sh",
+            "-c",
+            "/usr/bin/python3 -m venv --without-pip /opt/conda/u-1 && test \"$(id -u)\" = 2002",
+        ]),
+        "build as uid 2002",
+    );
+    let out = run(&[
+        "update",
+        "--env",
+        "u-1",
+        "--from",
+        "u-1.sqsh",
+        "-o",
+        "u-2.sqsh",
+        "--",
+        "sh",
+        "-c",
+        "rm /opt/conda/u-1/bin/activate.csh && echo new > /opt/conda/u-1/bin/newtool",
+    ]);
+    check(&out, "update as uid 2002");
+    let listing = check(
+        &Command::new("unsquashfs")
+            .arg("-l")
+            .arg(work.join("u-2.sqsh"))
+            .output()
+            .unwrap(),
+        "unsquashfs",
+    );
+    assert!(listing.contains("/opt/conda/u-1/bin/newtool"), "{listing}");
+    assert!(
+        !listing.contains("activate.csh") && listing.contains("bin/activate.fish"),
+        "{listing}"
+    );
+    let left: Vec<_> = fs::read_dir(work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".build-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "build directories left: {left:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

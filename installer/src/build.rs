@@ -231,7 +231,7 @@ pub fn run(opts: &BuildOptions, ui: &Ui) -> Result<PathBuf> {
     };
     let result = in_namespace(&plan, ui);
     if !opts.keep_build_dir {
-        if let Err(e) = fs::remove_dir_all(&build) {
+        if let Err(e) = remove_build_dir(&build) {
             ui.warn(format!(
                 "cannot remove the build directory {}: {}",
                 build.display(),
@@ -267,6 +267,27 @@ pub fn run(opts: &BuildOptions, ui: &Ui) -> Result<PathBuf> {
         ));
     }
     Ok(output)
+}
+
+/// Remove the build directory. Overlayfs leaves `work/work` with mode
+/// 0000 (an ordinary user's own directory they cannot read): directories
+/// are made readable and the removal tried again.
+fn remove_build_dir(build: &Path) -> std::io::Result<()> {
+    if fs::remove_dir_all(build).is_ok() {
+        return Ok(());
+    }
+    fn open_up(dir: &Path) {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    open_up(&entry.path());
+                }
+            }
+        }
+    }
+    open_up(build);
+    fs::remove_dir_all(build)
 }
 
 fn swap_create_dir(dir: &Path) -> Result<()> {
@@ -412,8 +433,13 @@ fn child(plan: &Plan, ui: &Ui) -> Result<()> {
             ),
         })?;
         write_proc("/proc/self/setgroups", "deny")?;
-        write_proc("/proc/self/uid_map", &format!("{uid} {uid} 1"))?;
-        write_proc("/proc/self/gid_map", &format!("{gid} {gid} 1"))?;
+        // An update runs squashfuse, whose libfuse mounts by itself only as
+        // root (else it calls the setuid fusermount3, which refuses in a
+        // user namespace): the user is root in the namespace then. A build
+        // keeps the user's own uid (pip and conda then do not act as root).
+        let inside = |id: u32| if plan.from.is_some() { 0 } else { id };
+        write_proc("/proc/self/uid_map", &format!("{} {uid} 1", inside(uid.as_raw())))?;
+        write_proc("/proc/self/gid_map", &format!("{} {gid} 1", inside(gid.as_raw())))?;
     }
     mount(
         None::<&str>,
