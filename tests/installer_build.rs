@@ -449,3 +449,43 @@ fn build_and_update_as_an_ordinary_user() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The guide's environment.yml walk, when `micromamba` is on PATH (it
+/// needs its channel: conda-forge, or `MICROMAMBA_TEST_CHANNEL`, e.g. a
+/// local channel directory). Skipped otherwise: CI has neither.
+#[test]
+fn environment_yml_walk_with_micromamba_when_present() {
+    const TEST: &str = "environment_yml_walk_with_micromamba_when_present";
+    let reason = missing().or_else(|| {
+        prereq::find_on_path("micromamba")
+            .is_none()
+            .then(|| "micromamba not on PATH".to_string())
+    });
+    if reason.is_some() {
+        // Optional by design: never a failure, even under LAUNCHER_E2E_REQUIRED.
+        println!("SKIP {TEST}: {}", reason.unwrap_or_default());
+        return;
+    }
+    let site = Site::new();
+    let channel = std::env::var("MICROMAMBA_TEST_CHANNEL").unwrap_or_else(|_| "conda-forge".into());
+    fs::write(
+        site.ci.join("environment.yml"),
+        format!("name: geo\nchannels: [{channel}]\ndependencies: [python]\n"),
+    )
+    .unwrap();
+    let mut shell = site.shell(&walk("environment-yml"));
+    if let Some(micromamba) = prereq::find_on_path("micromamba") {
+        shell.env(
+            "PATH",
+            format!(
+                "{}:{}:{SYSTEM_PATH}",
+                site.bin_dir.display(),
+                micromamba.parent().unwrap().display()
+            ),
+        );
+    }
+    let out = check(&shell.output().unwrap(), "walk environment-yml");
+    assert!(out.contains("/opt/conda/geo-1.0"), "{out}");
+    let manifest = fs::read_to_string(site.envs.join("geo-1.0.manifest.toml")).unwrap();
+    assert!(manifest.contains("\"python="), "no conda package list: {manifest}");
+}
