@@ -60,5 +60,12 @@ fn i11_figures_per_env() {
         format!("{:.1}:1", files_in_image as f64 / on_disk as f64),
         "ratio\n{text}"
     );
-    assert!(text.lines().last().unwrap().starts_with("total (1 envs"), "{text}");
+    // The table ends with the total; then each env's generations (issue 14).
+    let total = text.lines().position(|l| l.starts_with("total (1 envs")).expect("a total line");
+    let rest: Vec<&str> = text.lines().skip(total + 1).filter(|l| !l.is_empty()).collect();
+    assert_eq!(rest[0], "e-1.0:", "{text}");
+    assert!(
+        rest[1].contains("live") && rest[1].contains("no provenance manifest (made by pack)"),
+        "{text}"
+    );
 }
