@@ -103,7 +103,9 @@ pub struct PackArgs {
     /// The image to write. Default: NAME.sqsh in the current directory.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "gzip")]
+    /// Default zstd: smallest but xz, and the fastest compressed image to
+    /// import from (docs/performance.md); gzip for kernels before 4.14.
+    #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Compression,
     /// <container_prefix>. Default: container.prefix of the config when
     /// --scripts/--config is given, else /opt/conda.

@@ -30,9 +30,8 @@ pub struct BuildArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Compression of the image (as `pack`; docs/performance.md: gzip is
-    /// near zstd's size, packs faster and imports faster from a cold cache).
-    #[arg(long, value_enum, default_value = "gzip")]
+    /// Compression of the image (as `pack`; docs/performance.md).
+    #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Compression,
     /// <container_prefix>. Default: container.prefix of the config when
     /// --scripts/--config is given, else /opt/conda.
