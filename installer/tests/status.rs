@@ -61,7 +61,10 @@ fn i11_figures_per_env() {
         "ratio\n{text}"
     );
     // The table ends with the total; then each env's generations (issue 14).
-    let total = text.lines().position(|l| l.starts_with("total (1 envs")).expect("a total line");
+    let total = text
+        .lines()
+        .position(|l| l.starts_with("total (1 envs"))
+        .expect("a total line");
     let rest: Vec<&str> = text.lines().skip(total + 1).filter(|l| !l.is_empty()).collect();
     assert_eq!(rest[0], "e-1.0:", "{text}");
     assert!(
