@@ -48,12 +48,18 @@ fn fail(message: &str) -> ! {
 }
 
 fn release_bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), PathBuf::from);
+    // `<target>/<host triple>/`: this bench runs from its `release/deps/`,
+    // whatever the triple and CARGO_TARGET_DIR (no triple spelled, issue 10).
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+    let triple_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .unwrap_or_else(|| fail("a bench binary lives in <triple>/<profile>/deps/"));
     // COMPRESSION_PROFILE=debug uses the debug binaries (the figures are
     // mksquashfs's and the imports', not the installer's).
     let profile = std::env::var("COMPRESSION_PROFILE").unwrap_or_else(|_| "release".into());
-    let path = target.join("x86_64-unknown-linux-gnu").join(profile).join(name);
+    let path = triple_dir.join(profile).join(name);
     if !path.is_file() {
         fail(&format!(
             "{} missing: cargo build --release -p launcher -p installer",
