@@ -35,7 +35,8 @@ pub fn is_interpreter_name(name: &std::ffi::OsStr) -> bool {
     let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("python")) else {
         return false;
     };
-    rest.is_empty() || (rest.starts_with(|c: char| c.is_ascii_digit()) && rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    rest.is_empty()
+        || (rest.starts_with(|c: char| c.is_ascii_digit()) && rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -102,9 +102,7 @@ pub fn remote_args(call: &PbsCall, remote: &Remote) -> Vec<OsString> {
 pub fn shell_line(command: &[OsString]) -> Option<OsString> {
     let first = command.first()?.as_bytes();
     let assignment = first.iter().position(|&b| b == b'=').is_some_and(|eq| {
-        eq > 0
-            && !first[0].is_ascii_digit()
-            && first[..eq].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        eq > 0 && !first[0].is_ascii_digit() && first[..eq].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
     });
     let separator = command.iter().any(|w| {
         let w = w.as_bytes();
@@ -135,7 +133,17 @@ mod tests {
     #[test]
     fn l16_openmpis_shell_lines_run_through_a_shell() {
         // OpenMPI's automatic --prefix, and --noprefix's leading space.
-        let prefixed = os(&["PATH=/s/e.d/bin:$PATH", ";", "export", "PATH", ";", "/s/e.d/bin/orted", "-mca", "x", "\"1\""]);
+        let prefixed = os(&[
+            "PATH=/s/e.d/bin:$PATH",
+            ";",
+            "export",
+            "PATH",
+            ";",
+            "/s/e.d/bin/orted",
+            "-mca",
+            "x",
+            "\"1\"",
+        ]);
         assert_eq!(
             shell_line(&prefixed).unwrap(),
             "PATH=/s/e.d/bin:$PATH ; export PATH ; /s/e.d/bin/orted -mca x \"1\""
@@ -151,7 +159,11 @@ mod tests {
         let args = remote_args(&call, &remote);
         assert_eq!(args[args.len() - 3..], os(&["/bin/sh", "-c", " orted -mca"]));
         // Plain commands keep their exact words.
-        for plain in [&["hostname", "-f"][..], &["python3", "-c", "a=1; print(a)"], &["/bin/echo", "x=y"]] {
+        for plain in [
+            &["hostname", "-f"][..],
+            &["python3", "-c", "a=1; print(a)"],
+            &["/bin/echo", "x=y"],
+        ] {
             assert_eq!(shell_line(&os(plain)), None, "{plain:?}");
         }
     }

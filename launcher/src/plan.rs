@@ -519,7 +519,11 @@ impl Planner<'_> {
     /// were before the runtime's JSON hand-off.
     fn adopt_handover<'l>(&mut self, launch: &Launch<'l>) -> Launch<'l> {
         let mut adopted = launch.clone();
-        let mounted = self.vars.get(MOUNTED_ENV_VAR).and_then(OsStr::to_str).and_then(|v| v.split_once('='));
+        let mounted = self
+            .vars
+            .get(MOUNTED_ENV_VAR)
+            .and_then(OsStr::to_str)
+            .and_then(|v| v.split_once('='));
         let alias = launch.link.as_ref().map(|l| l.alias.as_str());
         if let Some((_, env)) = mounted.filter(|(named, _)| Some(*named) == alias) {
             if crate::config::is_plain_name(env) && env != launch.env {

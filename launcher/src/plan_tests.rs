@@ -740,8 +740,9 @@ fn l23_outside_hop_lists_envs_only_for_overlays_all() {
     plan(&inv, &fx.vars(&[]), &probe).unwrap();
     let calls = probe.calls.borrow();
     assert!(!calls.iter().any(|(k, _)| k == "list"), "{calls:?}");
-    let walk = fx.p("scripts").ancestors().count(); // L19, as above
-    // + 1: a Python command asks whether `<env>.d/.inside` exists (issue 11).
+    // L19, as above; + 1: a Python command asks whether `<env>.d/.inside`
+    // exists (issue 11).
+    let walk = fx.p("scripts").ancestors().count();
     assert!(calls.len() <= 16 + walk, "{} calls: {calls:?}", calls.len());
 }
 
@@ -1201,7 +1202,11 @@ fn python_interpreters_go_straight_to_the_real_binary_through_inside() {
     let e = fx.exec(&[&link, "-c", "x"], &fx.vars(&[]));
     let binds = strs(&e.argv)[strs(&e.argv).iter().position(|a| a == "--bind").unwrap() + 1].clone();
     assert!(
-        binds.ends_with(&format!(",{}:{}", fx.s("scripts/e-1.d/.inside"), fx.s("scripts/e-1.d/bin"))),
+        binds.ends_with(&format!(
+            ",{}:{}",
+            fx.s("scripts/e-1.d/.inside"),
+            fx.s("scripts/e-1.d/bin")
+        )),
         "{binds}"
     );
     // No inside hop to remove the counter: it is not set (nothing inside can loop).
@@ -1219,7 +1224,14 @@ fn python_interpreters_go_straight_to_the_real_binary_through_inside() {
         };
         assert!(!strs(&e.argv).iter().any(|a| a.contains(".inside")), "{argv:?}");
     }
-    for (name, yes) in [("python", true), ("python3", true), ("python3.11", true), ("pythonw", false), ("python-config", false), ("ipython", false)] {
+    for (name, yes) in [
+        ("python", true),
+        ("python3", true),
+        ("python3.11", true),
+        ("pythonw", false),
+        ("python-config", false),
+        ("ipython", false),
+    ] {
         assert_eq!(crate::config::is_interpreter_name(OsStr::new(name)), yes, "{name}");
     }
 }

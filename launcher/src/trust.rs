@@ -792,7 +792,10 @@ mod tests {
         let mut fs = site();
         fs.dir("/", 0o755, OVERFLOW_UID).dir("/apps", 0o755, OVERFLOW_UID);
         let (line, _) = refused(config(&fs));
-        assert!(line.contains("65534"), "on a host, nobody's directory is not trusted: {line}");
+        assert!(
+            line.contains("65534"),
+            "on a host, nobody's directory is not trusted: {line}"
+        );
         fs.userns = true;
         config(&fs).unwrap();
     }
