@@ -489,3 +489,81 @@ fn environment_yml_walk_with_micromamba_when_present() {
     let manifest = fs::read_to_string(site.envs.join("geo-1.0.manifest.toml")).unwrap();
     assert!(manifest.contains("\"python="), "no conda package list: {manifest}");
 }
+
+/// A build killed with -9 (installer, its child and COMMAND) leaves its
+/// build directory; the next build of the env removes it, and never one
+/// that is still in use or was kept with --keep-build-dir.
+#[test]
+fn a_build_killed_with_kill_9_is_cleaned_up_by_the_next() {
+    const TEST: &str = "a_build_killed_with_kill_9_is_cleaned_up_by_the_next";
+    use std::os::unix::process::CommandExt;
+    if !prereq::allowed(TEST, missing()) {
+        return;
+    }
+    let site = Site::new();
+    let builds = || -> Vec<String> {
+        fs::read_dir(&site.ci)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".build-") && !n.ends_with(".lock"))
+            .collect()
+    };
+    let installer = binaries::installer().unwrap();
+    let mut child = Command::new(&installer)
+        .args(["build", "--env", "k-1", "-o", "k.sqsh", "--", "sleep", "60"])
+        .current_dir(&site.ci)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while builds().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the build never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let left = builds();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // A kept build directory is not touched.
+    let out = site.installer(&[
+        "build",
+        "--env",
+        "k-1",
+        "--keep-build-dir",
+        "-o",
+        "kept.sqsh",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /opt/conda/k-1/bin",
+    ]);
+    check(&out, "build --keep-build-dir");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("removed {}", site.ci.join(&left[0]).display())),
+        "{text}"
+    );
+    let after = builds();
+    assert_eq!(after.len(), 1, "only the kept one: {after:?}");
+    assert_ne!(after[0], left[0]);
+    let out = site.installer(&[
+        "build",
+        "--env",
+        "k-1",
+        "--force",
+        "-o",
+        "kept.sqsh",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /opt/conda/k-1/bin",
+    ]);
+    check(&out, "build");
+    assert_eq!(builds(), after, "the kept build directory was removed");
+}

@@ -196,12 +196,19 @@ pub fn run(opts: &BuildOptions, ui: &Ui) -> Result<PathBuf> {
     }
 
     swap_create_dir(&parent)?;
+    remove_abandoned(&parent, &opts.env, ui);
     let build = tempfile::Builder::new()
         .prefix(&format!(".{}.build-", opts.env))
         .tempdir_in(&parent)
         .map_err(|e| InstallError::io(&parent, e))?
         .keep();
     let _ = fs::set_permissions(&build, fs::Permissions::from_mode(0o755));
+    // Held (by this run, its child and COMMAND, which inherit it) while the
+    // build directory is in use; a later run removes a build directory
+    // whose lock nobody holds any more (a run killed with -9).
+    let _held = fs::File::create(build_lock(&build))
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok());
     ui.info(format!(
         "{} {} in {} as {}",
         if from.is_some() { "updating" } else { "building" },
@@ -230,6 +237,7 @@ pub fn run(opts: &BuildOptions, ui: &Ui) -> Result<PathBuf> {
         },
     };
     let result = in_namespace(&plan, ui);
+    let _ = fs::remove_file(build_lock(&build));
     if !opts.keep_build_dir {
         if let Err(e) = remove_build_dir(&build) {
             ui.warn(format!(
@@ -267,6 +275,39 @@ pub fn run(opts: &BuildOptions, ui: &Ui) -> Result<PathBuf> {
         ));
     }
     Ok(output)
+}
+
+/// `<build>.lock`, beside the build directory (so that removing the
+/// directory never races with its lock).
+fn build_lock(build: &Path) -> PathBuf {
+    let mut name = build.as_os_str().to_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Build directories of `env` in `parent` left by runs killed before they
+/// could clean up: their lock is free. One line each.
+fn remove_abandoned(parent: &Path, env: &str, ui: &Ui) {
+    let prefix = format!(".{env}.build-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) || name.ends_with(".lock") || !entry.path().is_dir() {
+            continue;
+        }
+        let lock = build_lock(&entry.path());
+        let free = fs::File::open(&lock)
+            .map(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok())
+            // No lock file: kept with --keep-build-dir (or just being made).
+            .unwrap_or(false);
+        if free {
+            match remove_build_dir(&entry.path()) {
+                Ok(()) => ui.info(format!("removed {}, left by a build that was killed", entry.path().display())),
+                Err(e) => ui.warn(format!("cannot remove {}: {}", entry.path().display(), io_reason(&e))),
+            }
+            let _ = fs::remove_file(&lock);
+        }
+    }
 }
 
 /// Remove the build directory. Overlayfs leaves `work/work` with mode
