@@ -302,7 +302,10 @@ fn remove_abandoned(parent: &Path, env: &str, ui: &Ui) {
             .unwrap_or(false);
         if free {
             match remove_build_dir(&entry.path()) {
-                Ok(()) => ui.info(format!("removed {}, left by a build that was killed", entry.path().display())),
+                Ok(()) => ui.info(format!(
+                    "removed {}, left by a build that was killed",
+                    entry.path().display()
+                )),
                 Err(e) => ui.warn(format!("cannot remove {}: {}", entry.path().display(), io_reason(&e))),
             }
             let _ = fs::remove_file(&lock);
