@@ -44,7 +44,11 @@ fn container_libs(value: &str) -> String {
 #[track_caller]
 fn assert_native_refuses(outcome: &support::run::Outcome, flag: &str) {
     assert_eq!(outcome.code(), Some(125), "{outcome:#?}");
-    assert!(outcome.stderr.starts_with("launcher-native: exec flag"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.starts_with("launcher-native: exec flag"),
+        "{}",
+        outcome.stderr
+    );
     assert!(outcome.stderr.contains(flag), "{}", outcome.stderr);
 }
 
@@ -120,7 +124,14 @@ fn l13_l21_what_the_launcher_needs_survives_cleanenv_and_containall() {
         command.args(["sh", "-c", report]);
         let outcome = run(with_var(command));
         if support::prereq::native_runtime() && !exec_flags.is_empty() {
-            assert_native_refuses(&outcome, if how.contains("containall") { "--containall" } else { "--cleanenv" });
+            assert_native_refuses(
+                &outcome,
+                if how.contains("containall") {
+                    "--containall"
+                } else {
+                    "--cleanenv"
+                },
+            );
             continue;
         }
         outcome.assert_success();
@@ -146,7 +157,10 @@ fn l13_empty_ld_library_path_and_users_own_prefixed_path() {
     };
     let outcome = run(printenv_inside(&bed, &["LD_LIBRARY_PATH"]).env("LD_LIBRARY_PATH", ""));
     outcome.assert_success();
-    assert_eq!(outcome.stdout_text(), format!("LD_LIBRARY_PATH={}\n", container_libs("")));
+    assert_eq!(
+        outcome.stdout_text(),
+        format!("LD_LIBRARY_PATH={}\n", container_libs(""))
+    );
     for user in ["APPTAINERENV_PATH", "SINGULARITYENV_PATH"] {
         let outcome = run(bed
             .command(bed.link(MAIN_ENV, "launcher"))

@@ -52,6 +52,9 @@ use crate::pack::{self, Compression, PackOptions};
 use crate::site::check_env_name;
 use crate::ui::Ui;
 
+/// How long `update` waits for squashfuse to mount the live image.
+const MOUNT_WAIT_SECS: u64 = 30;
+
 /// What the env directory starts as.
 #[derive(Debug, Clone)]
 pub enum Mode {
@@ -607,7 +610,9 @@ fn squashfuse(image: &Path, dir: &Path) -> Result<Child> {
             reason: io_reason(&e),
         })?;
     let before = fs::metadata(dir).map(|m| std::os::unix::fs::MetadataExt::dev(&m)).ok();
-    for _ in 0..500 {
+    // Generous: a loaded machine can take seconds to start a FUSE server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(MOUNT_WAIT_SECS);
+    while std::time::Instant::now() < deadline {
         if let Ok(Some(status)) = helper.try_wait() {
             return Err(InstallError::ToolFailed {
                 tool: tool.display().to_string(),
@@ -623,7 +628,7 @@ fn squashfuse(image: &Path, dir: &Path) -> Result<Child> {
     let _ = helper.kill();
     Err(InstallError::ToolFailed {
         tool: tool.display().to_string(),
-        reason: format!("{} not mounted after 5 s", image.display()),
+        reason: format!("{} not mounted after {MOUNT_WAIT_SECS} s", image.display()),
     })
 }
 

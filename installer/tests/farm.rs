@@ -135,7 +135,10 @@ fn i1_odd_names_symlinks_and_directories() {
     names.sort();
     assert_eq!(names, want, ".inside has exactly bin/'s entries");
     // The env's lib/ for venvs made with the scripts python3 (docs/python.md).
-    assert_eq!(link_target(&f.bin("odd").with_file_name("lib")), Path::new("/opt/conda/odd/lib"));
+    assert_eq!(
+        link_target(&f.bin("odd").with_file_name("lib")),
+        Path::new("/opt/conda/odd/lib")
+    );
     // An env without an interpreter gets none.
     f.image("tools", &[Entry::File(b"tool")]);
     f.farm("tools");

@@ -156,9 +156,16 @@ impl Bed {
         let inside = bin.with_file_name(".inside");
         fs::create_dir_all(&inside).map_err(|e| e.to_string())?;
         // `<env>.d/lib`, as the farm writes it for an env with a Python.
-        if env.bin_entries.iter().any(|e| launcher::config::is_interpreter_name(std::ffi::OsStr::new(e))) {
-            symlink(format!("{CONTAINER_PREFIX}/{}/lib", env.name), bin.with_file_name("lib"))
-                .map_err(|e| e.to_string())?;
+        if env
+            .bin_entries
+            .iter()
+            .any(|e| launcher::config::is_interpreter_name(std::ffi::OsStr::new(e)))
+        {
+            symlink(
+                format!("{CONTAINER_PREFIX}/{}/lib", env.name),
+                bin.with_file_name("lib"),
+            )
+            .map_err(|e| e.to_string())?;
         }
         for command in commands.chain(["launcher"]) {
             let link = bin.join(command);
