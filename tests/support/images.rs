@@ -269,7 +269,7 @@ fn build_env_image(env: &str, tools: &[Tool], kind: EnvKind, into: &Path) -> Res
 }
 
 /// Names in `<prefix>/<env>/bin/` of the image, read back with `unsquashfs`.
-fn list_image_bin(image: &Path, env: &str) -> Result<Vec<String>, String> {
+pub fn list_image_bin(image: &Path, env: &str) -> Result<Vec<String>, String> {
     let output = Command::new("unsquashfs")
         .args(["-lc", "-d", ""])
         .arg(image)
@@ -298,7 +298,7 @@ fn write_tools(dir: &Path, tools: &[Tool]) -> Result<(), String> {
     Ok(())
 }
 
-fn run_build_step(command: &mut Command, what: &str) -> Result<(), String> {
+pub fn run_build_step(command: &mut Command, what: &str) -> Result<(), String> {
     let output = command.output().map_err(|e| format!("cannot build the {what}: {e}"))?;
     if output.status.success() {
         Ok(())

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::images::EnvImage;
+use super::images::{list_image_bin, run_build_step, EnvImage};
 
 /// The env's name (`<scripts>/mpi-1.0.d`, `/opt/conda/mpi-1.0`).
 pub const MPI_ENV: &str = "mpi-1.0";
@@ -157,38 +157,4 @@ fn build_mpi_env(into: &Path) -> Result<(), String> {
     fs::write(into.join("bin-entries"), entries.join("\n") + "\n").map_err(|e| e.to_string())?;
     fs::remove_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     fs::remove_file(&source).map_err(|e| e.to_string())
-}
-
-/// Names in `<prefix>/<env>/bin/` of the image, read back with `unsquashfs`.
-fn list_image_bin(image: &Path, env: &str) -> Result<Vec<String>, String> {
-    let output = Command::new("unsquashfs")
-        .args(["-lc", "-d", ""])
-        .arg(image)
-        .output()
-        .map_err(|e| format!("cannot run unsquashfs: {e}"))?;
-    let prefix = format!("/opt/conda/{env}/bin/");
-    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_prefix(&prefix))
-        .filter(|rest| !rest.contains('/'))
-        .map(str::to_owned)
-        .collect();
-    names.sort();
-    if names.is_empty() {
-        return Err(format!("image {} has nothing in {prefix}", image.display()));
-    }
-    Ok(names)
-}
-
-fn run_build_step(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("cannot build the {what}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "building the {what} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
 }
