@@ -16,6 +16,10 @@
 //! syscall census of each hop, and the scaling cases. Exits 1 when a budget
 //! fails, 2 when it cannot run.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::release_launcher;
+
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -306,18 +310,6 @@ fn census(program: &Path, path_var: &str, dir: &Path) -> Census {
         fail(&format!("strace of {} saw no final execve", program.display()));
     }
     c
-}
-
-/// The release launcher beside this benchmark, whatever the host triple and
-/// `CARGO_TARGET_DIR`: a bench runs from `<target>/<triple>/release/deps/`,
-/// and `cargo build --release -p launcher` puts the launcher in
-/// `<target>/<triple>/release/`.
-fn release_launcher() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("a bench binary lives in <profile>/deps/")
-        .join("launcher")
 }
 
 fn main() {

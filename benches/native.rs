@@ -16,6 +16,10 @@
 //! and the census of the native runtime's calls before the program's exec.
 //! Exits 1 when the budget fails, 2 when it cannot run.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::release_launcher;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -186,18 +190,6 @@ fn census(v: &Variant, dir: &Path) -> Vec<(String, usize)> {
     let mut list: Vec<(String, usize)> = counts.into_iter().collect();
     list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     list
-}
-
-/// The release launcher beside this benchmark, whatever the host triple and
-/// `CARGO_TARGET_DIR`: a bench runs from `<target>/<triple>/release/deps/`,
-/// and `cargo build --release -p launcher` puts the launcher in
-/// `<target>/<triple>/release/`.
-fn release_launcher() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("a bench binary lives in <profile>/deps/")
-        .join("launcher")
 }
 
 fn main() {
