@@ -33,6 +33,9 @@
 //! means the image's (compressed) blocks are in the page cache: the
 //! decompression is paid by every launch.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -93,30 +96,6 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-fn base_sandbox(at: &Path) {
-    for dir in [
-        ".singularity.d/env",
-        ".singularity.d/libs",
-        "usr",
-        "etc",
-        "lib",
-        "lib64",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "home",
-        "run",
-        "var",
-        "opt/conda",
-    ] {
-        fs::create_dir_all(at.join(dir)).unwrap();
-    }
-    fs::write(at.join(".singularity.d/env/99-base.sh"), "# base\n").unwrap();
-    std::os::unix::fs::symlink("usr/bin", at.join("bin")).unwrap();
-}
-
 /// mksquashfs as `installer pack` runs it, with `comp` its compression args.
 fn pack(src: &Path, out: &Path, comp: &[&str]) -> Duration {
     let start = Instant::now();
@@ -167,7 +146,7 @@ fn main() {
     let scripts = root.join("scripts");
     fs::create_dir_all(&scripts).unwrap();
     fs::create_dir_all(root.join("envs")).unwrap();
-    base_sandbox(&root.join("base"));
+    common::base_sandbox(&root.join("base"));
     fs::create_dir_all(root.join("base").join(root.strip_prefix("/").unwrap())).unwrap();
     fs::write(
         scripts.join("launcher.toml"),

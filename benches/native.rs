@@ -50,32 +50,6 @@ fn build_noop(dir: &Path) -> PathBuf {
     bin
 }
 
-/// A sandbox base like the test bed's: the marker, mount points, 99-base.sh.
-fn build_base(at: &Path) {
-    for dir in [
-        ".singularity.d/env",
-        ".singularity.d/libs",
-        "usr",
-        "etc",
-        "lib",
-        "lib64",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "opt/conda",
-    ] {
-        std::fs::create_dir_all(at.join(dir)).unwrap();
-    }
-    std::fs::write(
-        at.join(".singularity.d/env/99-base.sh"),
-        "export LD_LIBRARY_PATH=/.singularity.d/libs\n",
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("usr/bin", at.join("bin")).unwrap();
-}
-
 /// `count` small squashfs images, one env each.
 fn build_images(dir: &Path, count: usize) -> Vec<PathBuf> {
     (0..count)
@@ -211,7 +185,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let noop = build_noop(tmp.path());
     let base = tmp.path().join("base");
-    build_base(&base);
+    common::base_sandbox(&base);
     let images = build_images(tmp.path(), 10);
     // The stand-in takes its flavour from its file name.
     let apptainer = tmp.path().join("rt/bin/apptainer");
