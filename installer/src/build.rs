@@ -599,6 +599,9 @@ fn squashfuse(image: &Path, dir: &Path) -> Result<Child> {
         tool: "squashfuse",
         package: "squashfuse",
     })?;
+    // The device of the empty mount point, read before squashfuse starts: a
+    // fast mount must not be taken for the "before" state.
+    let before = fs::metadata(dir).map(|m| std::os::unix::fs::MetadataExt::dev(&m)).ok();
     let mut helper = Command::new(&tool)
         .arg("-f")
         .arg(image)
@@ -609,7 +612,6 @@ fn squashfuse(image: &Path, dir: &Path) -> Result<Child> {
             tool: tool.display().to_string(),
             reason: io_reason(&e),
         })?;
-    let before = fs::metadata(dir).map(|m| std::os::unix::fs::MetadataExt::dev(&m)).ok();
     // Generous: a loaded machine can take seconds to start a FUSE server.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(MOUNT_WAIT_SECS);
     while std::time::Instant::now() < deadline {
