@@ -155,19 +155,13 @@ fn lock_dir(dir: &Path, wait: bool, on_wait: &dyn Fn(&str)) -> std::result::Resu
 /// it: fail with `LockHeld` if `wait` is false, else say who holds it (via
 /// `on_wait`) and block until it is free.
 pub fn acquire(scripts: &Path, wait: bool, on_wait: impl Fn(&str)) -> Result<ScriptsLock> {
-    let path = scripts.join(LOCK_FILE_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-        .map_err(|e| InstallError::NotWritable {
+    lock_dir(scripts, wait, &on_wait).map_err(|e| match e {
+        Unlocked::CannotCreate(e) => InstallError::NotWritable {
             path: scripts.to_path_buf(),
             reason: format!("cannot create lock file {}: {}", LOCK_FILE_NAME, io_reason(&e)),
-        })?;
-    take(file, path, wait, &on_wait)
+        },
+        Unlocked::Failed(e) => e,
+    })
 }
 
 /// `flock` the opened lock file `path`, waiting (and saying so) or not.
